@@ -1,0 +1,53 @@
+# The verbs of the project. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LC := hack/localcluster
+
+.DEFAULT_GOAL := help
+
+help: ## list the verbs
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[operator,serving,dev]'
+	touch $@
+
+venv: $(BIN)/.installed ## create .venv with every extra installed
+
+lint: venv ## ruff (lint + format) and mypy, as CI runs them
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: venv ## format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+crds: venv ## regenerate crds/ from the pydantic models
+	$(BIN)/python -m coalmine.api.crdgen crds
+
+check-generated: crds ## fail when generated files differ from what is checked in
+	@git diff --exit-code --stat -- crds || { echo "crds/ is stale: run 'make crds' and commit"; exit 1; }
+
+test: venv lint check-generated ## everything CI runs: lint, generated files, all tests on a real cluster
+	$(BIN)/pytest
+
+unit: venv ## the fast tests only (no cluster)
+	$(BIN)/pytest tests/unit
+
+cluster-up: ## start the offline single-node Kubernetes (builds it on first use)
+	$(LC)/up.sh
+
+cluster-down: ## stop the local cluster and remove everything it left behind
+	$(LC)/down.sh
+
+cluster-status: ## show the local cluster's processes and node
+	$(LC)/status.sh
+
+-include hack/images/images.mk
+
+.PHONY: help venv lint fmt crds check-generated test unit cluster-up cluster-down cluster-status

@@ -1,0 +1,208 @@
+"""The cluster itself: probes, Services through kube-proxy, DNS, rolling updates, GC.
+
+Everything the product relies on is exercised here with a tiny HTTP image, so
+a failure points at the cluster rather than at Coalmine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from tests.support.cluster import Cluster, wait_for
+
+
+def deployment(name: str, image: str, replicas: int, version: str = "v1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 10,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "http",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "VERSION", "value": version}],
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "http"},
+                                "periodSeconds": 1,
+                                "failureThreshold": 1,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 5,
+                            },
+                            # Endpoints go before the process stops taking requests.
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def service(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "NodePort",
+            "selector": {"app": name},
+            "ports": [{"port": 80, "targetPort": "http", "name": "http"}],
+        },
+    }
+
+
+def get_json(url: str, timeout: float = 5) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+
+def node_port_url(cluster: Cluster, namespace: str, name: str) -> str:
+    svc = cluster.get("service", name, namespace)
+    return f"http://127.0.0.1:{svc['spec']['ports'][0]['nodePort']}"
+
+
+def deploy(cluster: Cluster, namespace: str, name: str, image: str, replicas: int) -> str:
+    cluster.apply(deployment(name, image, replicas), service(name), namespace=namespace)
+    cluster.kubectl(
+        "-n", namespace, "wait", "--for=condition=Available", f"deployment/{name}", "--timeout=120s"
+    )
+    return node_port_url(cluster, namespace, name)
+
+
+def ready_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    pods = json.loads(
+        cluster.kubectl("-n", namespace, "get", "pods", "-l", f"app={name}", "-o", "json").stdout
+    )["items"]
+    return [
+        p
+        for p in pods
+        if any(
+            c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
+        )
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def test_node_is_ready(cluster: Cluster) -> None:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    assert nodes, "the cluster has no node"
+    for node in nodes:
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", node["status"]["conditions"]
+
+
+def test_probed_deployment_serves_through_its_service(
+    cluster: Cluster, namespace: str, test_http_image: str
+) -> None:
+    url = deploy(cluster, namespace, "web", test_http_image, replicas=1)
+    body = wait_for("a response through the NodePort", lambda: get_json(url + "/"))
+    assert body["version"] == "v1"
+    assert body["pod"].startswith("web-")
+
+
+def test_pods_reach_a_service_by_dns_name(
+    cluster: Cluster, namespace: str, test_http_image: str
+) -> None:
+    deploy(cluster, namespace, "backend", test_http_image, replicas=1)
+    front = deploy(cluster, namespace, "front", test_http_image, replicas=1)
+    target = f"http://backend.{namespace}.svc.cluster.local/"
+    fetched = wait_for(
+        "the front pod to reach the backend by DNS",
+        lambda: get_json(f"{front}/fetch?url={urllib.parse.quote(target)}"),
+    )
+    assert fetched["status"] == 200
+    assert json.loads(fetched["body"])["pod"].startswith("backend-")
+
+
+def test_unready_pod_gets_no_traffic(
+    cluster: Cluster, namespace: str, test_http_image: str
+) -> None:
+    url = deploy(cluster, namespace, "pair", test_http_image, replicas=2)
+    pods = ready_pods(cluster, namespace, "pair")
+    assert len(pods) == 2
+    sick = pods[0]
+    urllib.request.urlopen(f"http://{sick['status']['podIP']}:8080/fail-ready", timeout=5).read()
+    wait_for("the sick pod to turn unready", lambda: len(ready_pods(cluster, namespace, "pair")) == 1)
+    # kube-proxy drops the endpoint shortly after readiness flips.
+    seen: set[str] = set()
+
+    def only_healthy_answers() -> bool:
+        answers = {get_json(url + "/")["pod"] for _ in range(30)}
+        seen.update(answers)
+        return answers == {pods[1]["metadata"]["name"]}
+
+    wait_for("traffic to avoid the unready pod", only_healthy_answers, timeout=30)
+    assert pods[1]["metadata"]["name"] in seen
+
+
+def test_rolling_update_keeps_serving(
+    cluster: Cluster, namespace: str, test_http_image: str
+) -> None:
+    url = deploy(cluster, namespace, "roll", test_http_image, replicas=2)
+    failures: list[str] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        # Bounded: at most 20,000 requests, ends when the rollout ends.
+        for _ in range(20_000):
+            if stop.is_set():
+                return
+            try:
+                versions.append(get_json(url + "/", timeout=5)["version"])
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    cluster.apply(deployment("roll", test_http_image, 2, version="v2"), namespace=namespace)
+    cluster.kubectl("-n", namespace, "rollout", "status", "deployment/roll", "--timeout=180s")
+    wait_for("v2 to answer", lambda: versions and versions[-1] == "v2", timeout=30)
+    stop.set()
+    thread.join(timeout=30)
+    assert "v1" in versions and "v2" in versions
+    assert failures == [], f"{len(failures)} of {len(versions) + len(failures)} requests failed"
+
+
+def test_deleting_a_deployment_collects_its_pods(
+    cluster: Cluster, namespace: str, test_http_image: str
+) -> None:
+    deploy(cluster, namespace, "gc", test_http_image, replicas=2)
+    assert len(ready_pods(cluster, namespace, "gc")) == 2
+    cluster.kubectl("-n", namespace, "delete", "deployment", "gc", "--wait=false")
+
+    def pods_gone() -> bool:
+        out = cluster.kubectl("-n", namespace, "get", "pods,replicasets", "-l", "app=gc", "-o", "name")
+        return out.stdout.strip() == ""
+
+    wait_for("owner-reference GC to remove the ReplicaSet and pods", pods_gone, timeout=120)

@@ -1,0 +1,143 @@
+"""Find or start the Kubernetes cluster the tests run against.
+
+Order: the cluster `KUBECONFIG` names; else kind when Docker, the kind CLI and
+a pullable node image are present; else the offline local cluster of
+`hack/localcluster`, started once per test session. Tests only see `Cluster`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+LOCALCLUSTER = REPO / "hack" / "localcluster"
+
+
+@dataclass
+class Cluster:
+    """A reachable cluster and the tools to drive it."""
+
+    kubeconfig: Path
+    kind: str  # "kubeconfig", "kind" or "local"
+    kubectl_bin: str = "kubectl"
+    env: dict[str, str] = field(default_factory=dict)
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster; raise with its stderr when `check` fails."""
+        proc = subprocess.run(
+            [self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **self.env},
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def apply(self, *docs: dict[str, Any], namespace: str | None = None) -> None:
+        """Server-side apply of manifests given as dicts."""
+        ns = ["-n", namespace] if namespace else []
+        self.kubectl("apply", "--server-side", *ns, "-f", "-", input=yaml.safe_dump_all(docs))
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        ns = ["-n", namespace] if namespace else []
+        out = self.kubectl("get", kind, name, *ns, "-o", "json").stdout
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def load_image(self, archive: Path) -> None:
+        """Import an image archive (docker-archive or OCI tar) into the cluster's runtime."""
+        if self.kind == "kind":
+            subprocess.run(["kind", "load", "image-archive", str(archive)], check=True)
+        elif self.kind == "local":
+            subprocess.run([str(LOCALCLUSTER / "load-image.sh"), str(archive)], check=True)
+        else:
+            raise RuntimeError(
+                "cannot load a local image into a cluster given by KUBECONFIG; "
+                "preload it there or unset KUBECONFIG to use the local cluster"
+            )
+
+
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float = 120, interval: float = 0.5
+) -> Any:
+    """Poll `check` until it returns a truthy value; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # keep polling; report the last error on timeout
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: {last_error!r}")
+
+
+def _kind_available() -> bool:
+    if not (shutil.which("kind") and shutil.which("docker")):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def _kubectl_bin() -> str:
+    version = (LOCALCLUSTER / "versions.env").read_text()
+    kube = next(
+        line.split("=", 1)[1] for line in version.splitlines() if line.startswith("KUBE_VERSION=")
+    )
+    cache = Path(
+        os.environ.get("COALMINE_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coalmine"
+    )
+    built = cache / f"kubernetes-{kube}" / "bin" / "kubectl"
+    return str(built) if built.exists() else "kubectl"
+
+
+def find_or_start_cluster() -> Cluster:
+    if os.environ.get("KUBECONFIG"):
+        return Cluster(Path(os.environ["KUBECONFIG"]), "kubeconfig", _kubectl_bin())
+    if _kind_available():
+        name = "coalmine-test"
+        clusters = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True)
+        if name not in clusters.stdout.split():
+            subprocess.run(["kind", "create", "cluster", "--name", name, "--wait", "120s"], check=True)
+        path = REPO / "_out" / "kind.kubeconfig"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(
+            subprocess.run(
+                ["kind", "get", "kubeconfig", "--name", name], capture_output=True, text=True,
+                check=True,
+            ).stdout
+        )
+        return Cluster(path, "kind")
+    subprocess.run([str(LOCALCLUSTER / "up.sh")], check=True)
+    out = subprocess.run(
+        [str(LOCALCLUSTER / "status.sh"), "--kubeconfig"], capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()
+    return Cluster(Path(out), "local", _kubectl_bin())
+
+
+def ensure_namespace(cluster: Cluster, name: str, labels: Iterable[tuple[str, str]] = ()) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": dict(labels)},
+        }
+    )
