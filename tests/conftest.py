@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.support.cluster import Cluster, find_or_start_cluster
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def cluster() -> Cluster:
     """The cluster `KUBECONFIG` names, kind, or the offline local cluster."""
-    yield find_or_start_cluster()
+    return find_or_start_cluster()

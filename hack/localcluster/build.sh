@@ -30,7 +30,6 @@ build_kubernetes() {
   local pkg=k8s.io/component-base/version
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  ldflags+=" -X $pkg/verflag.programName=kubernetes"
   local c
   for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     [[ -x "$BIN_DIR/$c" ]] && continue

@@ -82,6 +82,9 @@ state = "$RUN_DIR/containerd-state"
   path = "$STATE_DIR/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # This host withholds CAP_SYS_RESOURCE, so nothing may lower its OOM score:
+  # clamp the kubelet's negative oom_score_adj values at containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"

@@ -107,7 +107,8 @@ def ready_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, An
         p
         for p in pods
         if any(
-            c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p["status"].get("conditions", [])
         )
         and not p["metadata"].get("deletionTimestamp")
     ]
@@ -118,7 +119,7 @@ def test_node_is_ready(cluster: Cluster) -> None:
     assert nodes, "the cluster has no node"
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-        assert ready and ready[0]["status"] == "True", node["status"]["conditions"]
+        assert [c["status"] for c in ready] == ["True"], node["status"]["conditions"]
 
 
 def test_probed_deployment_serves_through_its_service(
@@ -152,7 +153,9 @@ def test_unready_pod_gets_no_traffic(
     assert len(pods) == 2
     sick = pods[0]
     urllib.request.urlopen(f"http://{sick['status']['podIP']}:8080/fail-ready", timeout=5).read()
-    wait_for("the sick pod to turn unready", lambda: len(ready_pods(cluster, namespace, "pair")) == 1)
+    wait_for(
+        "the sick pod to turn unready", lambda: len(ready_pods(cluster, namespace, "pair")) == 1
+    )
     # kube-proxy drops the endpoint shortly after readiness flips.
     seen: set[str] = set()
 
@@ -190,7 +193,8 @@ def test_rolling_update_keeps_serving(
     wait_for("v2 to answer", lambda: versions and versions[-1] == "v2", timeout=30)
     stop.set()
     thread.join(timeout=30)
-    assert "v1" in versions and "v2" in versions
+    assert "v1" in versions
+    assert "v2" in versions
     assert failures == [], f"{len(failures)} of {len(versions) + len(failures)} requests failed"
 
 
@@ -202,7 +206,9 @@ def test_deleting_a_deployment_collects_its_pods(
     cluster.kubectl("-n", namespace, "delete", "deployment", "gc", "--wait=false")
 
     def pods_gone() -> bool:
-        out = cluster.kubectl("-n", namespace, "get", "pods,replicasets", "-l", "app=gc", "-o", "name")
+        out = cluster.kubectl(
+            "-n", namespace, "get", "pods,replicasets", "-l", "app=gc", "-o", "name"
+        )
         return out.stdout.strip() == ""
 
     wait_for("owner-reference GC to remove the ReplicaSet and pods", pods_gone, timeout=120)

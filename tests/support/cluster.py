@@ -39,6 +39,7 @@ class Cluster:
         proc = subprocess.run(
             [self.kubectl_bin, "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
+            check=False,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -92,7 +93,7 @@ def wait_for(
 def _kind_available() -> bool:
     if not (shutil.which("kind") and shutil.which("docker")):
         return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
 
 
 def _kubectl_bin() -> str:
@@ -113,21 +114,29 @@ def find_or_start_cluster() -> Cluster:
         return Cluster(Path(os.environ["KUBECONFIG"]), "kubeconfig", _kubectl_bin())
     if _kind_available():
         name = "coalmine-test"
-        clusters = subprocess.run(["kind", "get", "clusters"], capture_output=True, text=True)
+        clusters = subprocess.run(
+            ["kind", "get", "clusters"], capture_output=True, text=True, check=False
+        )
         if name not in clusters.stdout.split():
-            subprocess.run(["kind", "create", "cluster", "--name", name, "--wait", "120s"], check=True)
+            subprocess.run(
+                ["kind", "create", "cluster", "--name", name, "--wait", "120s"], check=True
+            )
         path = REPO / "_out" / "kind.kubeconfig"
         path.parent.mkdir(exist_ok=True)
         path.write_text(
             subprocess.run(
-                ["kind", "get", "kubeconfig", "--name", name], capture_output=True, text=True,
+                ["kind", "get", "kubeconfig", "--name", name],
+                capture_output=True,
+                text=True,
                 check=True,
             ).stdout
         )
         return Cluster(path, "kind")
     subprocess.run([str(LOCALCLUSTER / "up.sh")], check=True)
     out = subprocess.run(
-        [str(LOCALCLUSTER / "status.sh"), "--kubeconfig"], capture_output=True, text=True,
+        [str(LOCALCLUSTER / "status.sh"), "--kubeconfig"],
+        capture_output=True,
+        text=True,
         check=True,
     ).stdout.strip()
     return Cluster(Path(out), "local", _kubectl_bin())

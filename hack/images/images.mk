@@ -1,0 +1,17 @@
+# Container images, built offline: no registry, no Docker daemon (docs/images.md).
+# Included from the top-level Makefile; the scripts need root (chroot, owners).
+IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+IMAGES_REPO := $(abspath $(IMAGES_DIR)/../..)
+
+.PHONY: images image-serving image-test-http image-base
+
+images: image-serving image-test-http ## build every image into _out/images/
+
+image-serving: ## coalmine/serving: Debian 12 + Python 3.11 + the serving extra
+	bash $(IMAGES_REPO)/serving_image/build.sh
+
+image-test-http: ## coalmine/test-http: the cluster smoke tests' static HTTP server
+	bash $(IMAGES_REPO)/hack/images/test-http/build.sh
+
+image-base: ## the cached Debian 12 base rootfs alone
+	bash $(IMAGES_REPO)/hack/images/debian-base.sh >/dev/null

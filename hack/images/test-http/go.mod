@@ -1,0 +1,3 @@
+module coalmine.dev/testhttp
+
+go 1.22

@@ -1,0 +1,309 @@
+"""ModelDeployment: what serves a model, and the record of how its rollouts went."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
+
+from coalmine.api.base import (
+    ApiModel,
+    Conditions,
+    KubeName,
+    ObjectMeta,
+    Quantity,
+    cel,
+    validations,
+)
+from coalmine.api.strategy import Percent, RolloutStrategySpec
+
+# Condition types (kstatus: Ready, Reconciling, Stalled; plus rollout-specific ones).
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+
+# Commands of the `coalmine` CLI: it sets one of these annotations to a fresh token;
+# the operator acts once per token and records it in status.handledCommands.
+COMMAND_ANNOTATIONS = {
+    "promote": "coalmine.dev/promote",
+    "abort": "coalmine.dev/abort",
+    "retry": "coalmine.dev/retry",
+    "undo": "coalmine.dev/undo",
+}
+
+DEFAULT_REPLICAS = 1
+
+ResourceList = dict[Annotated[str, StringConstraints(max_length=253)], Quantity]
+Message = Annotated[str, StringConstraints(max_length=4096)]
+
+
+class StrategyRef(ApiModel):
+    """A RolloutStrategy in the same namespace."""
+
+    name: KubeName
+    """Name of the RolloutStrategy."""
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler for the stable pods, scaling on CPU."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "self.minReplicas <= self.maxReplicas",
+                "autoscaling minReplicas must not exceed maxReplicas",
+            )
+        )
+    )
+
+    min_replicas: int = Field(default=1, ge=1)
+    """Fewest stable pods."""
+    max_replicas: int = Field(ge=1)
+    """Most stable pods."""
+    target_cpu_utilization_percentage: int = Field(
+        default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
+    )
+    """Average CPU use, in percent of the request, that the HPA aims for."""
+
+    @model_validator(mode="after")
+    def _range(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling minReplicas must not exceed maxReplicas")
+        return self
+
+
+class Resources(ApiModel):
+    """Compute resources of each serving container, as in a Pod spec."""
+
+    requests: ResourceList | None = Field(default=None, max_length=16)
+    """Reserved per container, e.g. cpu: 500m, memory: 512Mi; defaults to 100m CPU and 256Mi."""
+    limits: ResourceList | None = Field(default=None, max_length=16)
+    """Upper bounds per container."""
+
+
+class ParentRef(ApiModel):
+    """A Gateway (or listener of one) the HTTPRoute attaches to."""
+
+    name: KubeName
+    """Name of the Gateway."""
+    namespace: KubeName | None = None
+    """Namespace of the Gateway; the ModelDeployment's when absent."""
+    section_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = None
+    """A listener of the Gateway."""
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """A listener port of the Gateway."""
+
+
+class GatewayAPI(ApiModel):
+    """Settings of the HTTPRoute that splits traffic with exact weights."""
+
+    parent_refs: list[ParentRef] = Field(min_length=1, max_length=32)
+    """Gateways (or their listeners) the HTTPRoute attaches to."""
+    hostnames: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] | None = Field(
+        default=None, max_length=16
+    )
+    """Host names the route answers; all of the Gateway's when absent."""
+
+
+class Traffic(ApiModel):
+    """How weights become reality."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.gatewayAPI) == (self.router == 'gatewayAPI')",
+                "set traffic.gatewayAPI exactly when traffic.router is gatewayAPI",
+            )
+        )
+    )
+
+    router: Literal["kubernetes", "gatewayAPI"] = "kubernetes"
+    """kubernetes: one Service, weight approximated by the replica ratio.
+    gatewayAPI: an HTTPRoute with exact weights and request mirroring."""
+    gateway_api: GatewayAPI | None = Field(default=None, alias="gatewayAPI")
+
+    @model_validator(mode="after")
+    def _router_settings(self) -> Traffic:
+        if (self.gateway_api is not None) != (self.router == "gatewayAPI"):
+            raise ValueError("set traffic.gatewayAPI exactly when traffic.router is gatewayAPI")
+        return self
+
+
+class Serving(ApiModel):
+    """Knobs of the model server."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes per pod."""
+    max_batch_size: int = Field(default=64, ge=1, le=4096)
+    """Most requests merged into one prediction call; 1 disables batching."""
+    max_batch_wait_ms: int = Field(default=0, ge=0, le=10000)
+    """How long a batch may wait to fill up; 0 merges only requests already queued."""
+    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    """Serving image for every version of this deployment; overrides the ModelVersion's."""
+
+
+_DEFAULT_TRAFFIC = Traffic().to_json()
+_DEFAULT_SERVING = Serving().to_json()
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Which ModelVersion serves, and how a change of version is rolled out."""
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "has(self.strategyRef) != has(self.strategy)",
+                "set exactly one of strategyRef or strategy",
+            ),
+            cel(
+                "!(has(self.replicas) && has(self.autoscaling))",
+                "set replicas or autoscaling, not both",
+            ),
+        )
+    )
+
+    model_version: KubeName
+    """Name of the ModelVersion to serve; changing it starts a rollout."""
+    strategy_ref: StrategyRef | None = None
+    strategy: RolloutStrategySpec | None = None
+    """An inline rollout strategy, instead of strategyRef."""
+    replicas: int | None = Field(default=None, ge=0)
+    """Stable pods when autoscaling is not set (default 1)."""
+    autoscaling: Autoscaling | None = None
+    resources: Resources | None = None
+    # Full defaults: the API server checks a default against CEL before nested defaulting.
+    traffic: Traffic = Field(
+        default_factory=Traffic, json_schema_extra={"default": _DEFAULT_TRAFFIC}
+    )
+    serving: Serving = Field(
+        default_factory=Serving, json_schema_extra={"default": _DEFAULT_SERVING}
+    )
+    revision_history_limit: int = Field(default=10, ge=0, le=100)
+    """Entries kept in status.history."""
+
+    @model_validator(mode="after")
+    def _exclusive_choices(self) -> ModelDeploymentSpec:
+        if (self.strategy_ref is None) == (self.strategy is None):
+            raise ValueError("set exactly one of strategyRef or strategy")
+        if self.replicas is not None and self.autoscaling is not None:
+            raise ValueError("set replicas or autoscaling, not both")
+        return self
+
+    @property
+    def stable_replicas(self) -> int | None:
+        """Replicas of the stable Deployment; None when an HPA owns the count."""
+        if self.autoscaling is not None:
+            return None
+        return DEFAULT_REPLICAS if self.replicas is None else self.replicas
+
+
+Phase = Literal["Pending", "Progressing", "Paused", "Healthy", "Degraded", "RolledBack"]
+Outcome = Literal["Successful", "Failed", "Inconclusive", "Error"]
+Revision = Annotated[int, Field(ge=1)]
+Counter = Annotated[int, Field(ge=0)]
+
+
+class VariantStatus(ApiModel):
+    """What one variant (stable or canary) runs and how much traffic it gets."""
+
+    model_version: KubeName
+    version: str
+    """The ModelVersion's spec.version."""
+    revision: Revision
+    """Rollout revision; increases by one for every new version rolled out."""
+    weight: Percent
+    """Percent of client requests this variant serves."""
+    ready_replicas: Counter | None = None
+
+
+class MetricResult(ApiModel):
+    """One metric of one measurement."""
+
+    name: str
+    outcome: Outcome
+    value: float | None = None
+    """Canary figure; absent when it could not be measured."""
+    stable_value: float | None = None
+    """The stable figure, for comparison."""
+    sample_count: Counter | None = None
+    message: Message | None = None
+
+
+class AnalysisResult(ApiModel):
+    """The latest measurement, kept for `kubectl describe` and `coalmine status`."""
+
+    revision: Revision
+    step_index: Counter
+    outcome: Outcome
+    time: AwareDatetime
+    metrics: list[MetricResult] = Field(default_factory=list, max_length=16)
+    message: Message | None = None
+
+
+class AnalysisRun(ApiModel):
+    """Counters of the analysis step in progress, so a restarted operator resumes it."""
+
+    step_index: Counter
+    started_at: AwareDatetime
+    last_measured_at: AwareDatetime | None = None
+    measurements: Counter = 0
+    successes: Counter = 0
+    failures: Counter = 0
+    inconclusive: Counter = 0
+    errors: Counter = 0
+
+
+class HistoryEntry(ApiModel):
+    """How one revision's rollout ended."""
+
+    revision: Revision
+    model_version: KubeName
+    version: str
+    outcome: Literal["Promoted", "RolledBack", "Aborted", "Superseded"]
+    reason: Message | None = None
+    time: AwareDatetime
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state and rollout bookkeeping; all rollout state lives here."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    phase: Phase = "Pending"
+    message: Message | None = None
+    """Human summary of the phase, e.g. why it rolled back."""
+    url: str | None = None
+    """In-cluster URL of the stable endpoint."""
+    stable: VariantStatus | None = None
+    canary: VariantStatus | None = None
+    current_step_index: Counter | None = None
+    """Index of the step being executed; equal to the step count when all are done."""
+    rollout_started_at: AwareDatetime | None = None
+    """When the canary was created; the progress deadline counts from here."""
+    step_started_at: AwareDatetime | None = None
+    """When the current step began; timed pauses count from here."""
+    analysis_run: AnalysisRun | None = None
+    last_analysis: AnalysisResult | None = None
+    latest_revision: Counter = 0
+    """Highest revision number handed out so far."""
+    aborted_revision: Revision | None = None
+    """A revision rolled back or aborted; not retried until the spec changes or `retry`."""
+    canary_scale_down_at: AwareDatetime | None = None
+    """When the canary pods of a finished rollout may go."""
+    handled_commands: dict[Annotated[str, StringConstraints(max_length=63)], str] = Field(
+        default_factory=dict, max_length=8
+    )
+    """Last token of each CLI command annotation the operator acted on."""
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=100)
+    conditions: Conditions
+
+
+class ModelDeployment(ApiModel):
+    """A served model with progressive rollouts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    metadata: ObjectMeta
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None

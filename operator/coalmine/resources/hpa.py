@@ -1,0 +1,49 @@
+"""The HorizontalPodAutoscaler of the stable pods, when autoscaling is requested."""
+
+from __future__ import annotations
+
+from coalmine.api.deployment import ModelDeployment
+from coalmine.resources.naming import (
+    Manifest,
+    common_labels,
+    deployment_name,
+    hpa_name,
+    object_meta,
+)
+
+
+def build_hpa(md: ModelDeployment) -> Manifest | None:
+    """An autoscaling/v2 HPA on CPU for the stable Deployment, or None without autoscaling.
+
+    Only stable scales: the canary's size follows from the stable count and the
+    current weight, which the rollout decides.
+    """
+    autoscaling = md.spec.autoscaling
+    if autoscaling is None:
+        return None
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_meta(hpa_name(md), md, common_labels(md, "stable")),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": deployment_name(md, "stable"),
+            },
+            "minReplicas": autoscaling.min_replicas,
+            "maxReplicas": autoscaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": autoscaling.target_cpu_utilization_percentage,
+                        },
+                    },
+                }
+            ],
+        },
+    }

@@ -1,0 +1,50 @@
+"""Services: one stable endpoint per ModelDeployment, plus one per variant.
+
+The endpoint selects both variants, so with the `kubernetes` router the
+replica ratio is the traffic split. The per-variant Services give the Gateway
+API router its weighted backends and analysis a way to reach one variant.
+"""
+
+from __future__ import annotations
+
+from coalmine.api.deployment import ModelDeployment
+from coalmine.resources.deployment import PORT_NAME
+from coalmine.resources.naming import (
+    Manifest,
+    Variant,
+    common_labels,
+    object_meta,
+    selector_labels,
+    service_name,
+)
+
+SERVICE_PORT = 80
+
+
+def build_service(md: ModelDeployment, variant: Variant | None = None) -> Manifest:
+    """The Service of `md`'s pods: both variants when `variant` is None, else just one."""
+    meta = object_meta(service_name(md, variant), md, common_labels(md, variant))
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(md, variant),
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "port": SERVICE_PORT,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def service_url(md: ModelDeployment) -> str:
+    """The in-cluster URL clients call, recorded in status.url."""
+    namespace = md.metadata.namespace or "default"
+    return f"http://{service_name(md)}.{namespace}.svc.cluster.local"

@@ -1,0 +1,198 @@
+"""The serving Deployment: container contract, probes, security, labels."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coalmine.api import ModelDeployment, ModelVersion
+from coalmine.resources import DEFAULT_IMAGE, build_deployment
+from coalmine.resources.deployment import drift_reference
+from coalmine.resources.naming import VARIANTS, Variant
+from tests.integration.test_admission import model_deployment, model_version
+
+
+def md(name: str = "iris", **spec: Any) -> ModelDeployment:
+    doc = model_deployment(name)
+    doc["metadata"] |= {"namespace": "ml", "uid": "uid-1"}
+    doc["spec"].update(spec)
+    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}
+    return ModelDeployment.model_validate(doc)
+
+
+def mv(**spec: Any) -> ModelVersion:
+    doc = model_version()
+    doc["spec"].update(spec)
+    return ModelVersion.model_validate(doc)
+
+
+def container(dep: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = dep["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def env(dep: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container(dep)["env"]}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_identity_labels_and_owner(variant: Variant) -> None:
+    dep = build_deployment(md(), mv(), variant, 2)
+    meta = dep["metadata"]
+    assert (dep["apiVersion"], dep["kind"]) == ("apps/v1", "Deployment")
+    assert meta["name"] == f"iris-{variant}"
+    assert meta["namespace"] == "ml"
+    assert meta["ownerReferences"][0]["uid"] == "uid-1"
+    assert meta["ownerReferences"][0]["controller"] is True
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels == meta["labels"]
+    assert pod_labels["coalmine.dev/variant"] == variant
+    assert pod_labels["coalmine.dev/version"] == "v1"
+    assert pod_labels["app.kubernetes.io/managed-by"] == "coalmine"
+    selector = dep["spec"]["selector"]["matchLabels"]
+    assert selector == {"coalmine.dev/deployment": "iris", "coalmine.dev/variant": variant}
+    assert selector.items() <= pod_labels.items()
+
+
+def test_selector_does_not_depend_on_the_version() -> None:
+    """A Deployment's selector is immutable, while the version it serves changes."""
+    v1 = build_deployment(md(), mv(), "stable", 1)
+    v2 = build_deployment(md(), mv(version="v2"), "stable", 1)
+    assert v1["spec"]["selector"] == v2["spec"]["selector"]
+    assert v1["metadata"]["name"] == v2["metadata"]["name"]
+    assert env(v2)["COALMINE_MODEL_VERSION"] == "v2"
+
+
+def test_replicas_none_leaves_the_count_to_the_hpa() -> None:
+    assert build_deployment(md(), mv(), "stable", 3)["spec"]["replicas"] == 3
+    assert build_deployment(md(), mv(), "canary", 0)["spec"]["replicas"] == 0
+    assert "replicas" not in build_deployment(md(), mv(), "stable", None)["spec"]
+
+
+def test_server_contract_env() -> None:
+    values = env(build_deployment(md(serving={"workers": 4, "maxBatchSize": 8}), mv(), "canary", 1))
+    assert values["COALMINE_NAME"] == "iris"
+    assert values["COALMINE_URI"] == "file:///models/iris-v1.joblib"
+    assert values["COALMINE_SHA256"] == "0123456789abcdef" * 4
+    assert values["COALMINE_FORMAT"] == "joblib"
+    assert values["COALMINE_MODEL_VERSION"] == "v1"
+    assert values["COALMINE_VARIANT"] == "canary"
+    assert values["COALMINE_WORKERS"] == "4"
+    assert values["COALMINE_MAX_BATCH_SIZE"] == "8"
+    assert values["COALMINE_PORT"] == "8080"
+    assert json.loads(values["COALMINE_REFERENCE"]) == {
+        "features": [{"name": "sepal_length", "edges": [4, 5, 6, 8], "expected": [0.3, 0.4, 0.3]}]
+    }
+
+
+def test_reference_is_optional() -> None:
+    assert "COALMINE_REFERENCE" not in env(build_deployment(md(), mv(reference=None), "stable", 1))
+
+
+def test_reference_follows_the_input_order() -> None:
+    """The server matches histograms to columns by position."""
+    histogram = {"binEdges": [0, 1], "fractions": [1]}
+    version = mv(
+        signature={
+            "inputs": [{"name": n, "datatype": "FP64"} for n in ("a", "b", "c")],
+            "output": {"kind": "regression"},
+        },
+        reference={"features": [{"name": n, **histogram} for n in ("c", "a", "b")]},
+    )
+    reference = drift_reference(version)
+    assert reference is not None
+    assert [f["name"] for f in reference["features"]] == ["a", "b", "c"]
+
+
+def test_probes_use_the_health_endpoints() -> None:
+    c = container(build_deployment(md(), mv(), "stable", 1))
+    assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
+    startup = c["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 60  # room to load a model
+    ready = c["readinessProbe"]
+    assert ready["periodSeconds"] * ready["failureThreshold"] <= 5  # leave endpoints fast
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_restricted_pod_security() -> None:
+    dep = build_deployment(md(), mv(), "stable", 1)
+    pod = dep["spec"]["template"]["spec"]
+    sc = container(dep)["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["terminationGracePeriodSeconds"] >= 10
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container(dep)["volumeMounts"]
+
+
+def test_rolling_update_never_drops_capacity() -> None:
+    strategy = build_deployment(md(), mv(), "stable", 1)["spec"]["strategy"]
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@pytest.mark.parametrize(
+    ("deployment_image", "version_image", "expected"),
+    [(None, None, DEFAULT_IMAGE), (None, "v:1", "v:1"), ("d:1", "v:1", "d:1")],
+)
+def test_image_precedence(
+    deployment_image: str | None, version_image: str | None, expected: str
+) -> None:
+    serving = {"image": deployment_image} if deployment_image else None
+    c = container(build_deployment(md(serving=serving), mv(image=version_image), "stable", 1))
+    assert c["image"] == expected
+    assert c["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_resources_default_and_override() -> None:
+    default = container(build_deployment(md(), mv(), "stable", 1))["resources"]
+    assert default == {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    given_resources = {"requests": {"cpu": 2}, "limits": {"memory": "1Gi"}}
+    custom = container(build_deployment(md(resources=given_resources), mv(), "stable", 1))
+    assert custom["resources"] == given_resources
+
+
+def test_pvc_artifacts_are_mounted_read_only() -> None:
+    dep = build_deployment(md(), mv(uri="pvc://models/iris/v1.joblib"), "stable", 1)
+    pod = dep["spec"]["template"]["spec"]
+    assert {
+        "name": "model",
+        "persistentVolumeClaim": {"claimName": "models", "readOnly": True},
+    } in pod["volumes"]
+    mount = {"name": "model", "mountPath": "/mnt/models", "readOnly": True}
+    assert mount in container(dep)["volumeMounts"]
+    assert env(dep)["COALMINE_URI"] == "pvc://models/iris/v1.joblib"
+    assert env(dep)["COALMINE_MOUNT_ROOT"] == "/mnt/models"
+
+
+@pytest.mark.parametrize("uri", ["file:///a", "https://h/a", "s3://b/a"])
+def test_other_uris_mount_nothing(uri: str) -> None:
+    dep = build_deployment(md(), mv(uri=uri), "stable", 1)
+    assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
+    assert env(dep)["COALMINE_URI"] == uri
+
+
+@given(st.from_regex(r"[a-z][-a-z0-9]{0,61}[a-z0-9]", fullmatch=True), st.sampled_from(VARIANTS))
+def test_names_stay_valid_for_any_deployment_name(name: str, variant: Variant) -> None:
+    dep = build_deployment(md(name), mv(), variant, 1)
+    assert len(dep["metadata"]["name"]) <= 63
+    assert dep["metadata"]["labels"]["coalmine.dev/deployment"] == name
+
+
+def test_builder_is_pure() -> None:
+    a = build_deployment(md(), mv(), "canary", 1)
+    assert a == build_deployment(md(), mv(), "canary", 1)
+    a["metadata"]["labels"]["x"] = "y"
+    assert "x" not in build_deployment(md(), mv(), "canary", 1)["metadata"]["labels"]
