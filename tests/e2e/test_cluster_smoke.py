@@ -13,58 +13,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from tests.support.client import http_server_deployment
 from tests.support.cluster import Cluster, wait_for
-
-
-def deployment(name: str, image: str, replicas: int, version: str = "v1") -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 10,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [
-                        {
-                            "name": "http",
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "env": [{"name": "VERSION", "value": version}],
-                            "ports": [{"containerPort": 8080, "name": "http"}],
-                            "readinessProbe": {
-                                "httpGet": {"path": "/readyz", "port": "http"},
-                                "periodSeconds": 1,
-                                "failureThreshold": 1,
-                            },
-                            "livenessProbe": {
-                                "httpGet": {"path": "/healthz", "port": "http"},
-                                "periodSeconds": 5,
-                            },
-                            # Endpoints go before the process stops taking requests.
-                            "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                        }
-                    ],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
-                },
-            },
-        },
-    }
 
 
 def service(name: str) -> dict[str, Any]:
@@ -92,7 +42,7 @@ def node_port_url(cluster: Cluster, namespace: str, name: str) -> str:
 
 
 def deploy(cluster: Cluster, namespace: str, name: str, image: str, replicas: int) -> str:
-    cluster.apply(deployment(name, image, replicas), service(name), namespace=namespace)
+    cluster.apply(http_server_deployment(name, image, replicas), service(name), namespace=namespace)
     cluster.kubectl(
         "-n", namespace, "wait", "--for=condition=Available", f"deployment/{name}", "--timeout=120s"
     )
@@ -188,7 +138,9 @@ def test_rolling_update_keeps_serving(
 
     thread = threading.Thread(target=load, daemon=True)
     thread.start()
-    cluster.apply(deployment("roll", test_http_image, 2, version="v2"), namespace=namespace)
+    cluster.apply(
+        http_server_deployment("roll", test_http_image, 2, version="v2"), namespace=namespace
+    )
     cluster.kubectl("-n", namespace, "rollout", "status", "deployment/roll", "--timeout=180s")
     wait_for("v2 to answer", lambda: versions and versions[-1] == "v2", timeout=30)
     stop.set()

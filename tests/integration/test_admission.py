@@ -19,6 +19,7 @@ import yaml
 from coalmine.api import ModelDeployment, ModelVersion
 from coalmine.resources import build_deployment, build_hpa, build_service
 from tests.support.cluster import Cluster, ensure_namespace
+from tests.support.crds import install_crds
 
 pytestmark = pytest.mark.cluster
 
@@ -259,19 +260,10 @@ INVALID: list[tuple[str, Doc, str]] = [
 ]
 
 
-def crd_names() -> list[str]:
-    return [
-        yaml.safe_load(p.read_text())["metadata"]["name"]
-        for p in sorted((REPO / "crds").glob("*.yaml"))
-    ]
-
-
 @pytest.fixture(scope="module")
 def kube(cluster: Cluster) -> Iterator[Cluster]:
     """The cluster with Coalmine's CRDs Established and an empty namespace."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    names = [f"crd/{name}" for name in crd_names()]
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    install_crds(cluster)
     ensure_namespace(
         cluster,
         NAMESPACE,

@@ -5,7 +5,9 @@
 //	GET /readyz      200, or 503 when /tmp/unready exists or READY=false
 //	    /fail-ready  creates /tmp/unready: the pod turns unready from then on
 //	GET /fetch?url=U fetches U from inside the pod: {"status": code, "body": text}
-//	                 (proves pod-to-Service traffic and cluster DNS)
+//	                 (proves pod-to-Service traffic and cluster DNS); a POST is
+//	                 forwarded as a POST with its body
+//	    /load/...    a bounded in-cluster load generator (load.go)
 //
 // On SIGTERM or SIGINT it stops accepting connections, finishes the requests
 // in flight and exits 0.
@@ -89,7 +91,13 @@ func (s *server) routes() *http.ServeMux {
 	})
 	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
 		client := http.Client{Timeout: 5 * time.Second}
-		resp, err := client.Get(r.URL.Query().Get("url"))
+		req, err := http.NewRequest(r.Method, r.URL.Query().Get("url"), r.Body)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
+		resp, err := client.Do(req)
 		if err != nil {
 			writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 			return
@@ -102,6 +110,7 @@ func (s *server) routes() *http.ServeMux {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": resp.StatusCode, "body": string(body)})
 	})
+	(&loader{}).routes(mux)
 	return mux
 }
 

@@ -71,14 +71,7 @@ def serving_image(md: ModelDeployment, mv: ModelVersion) -> str:
 
 
 def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant) -> dict[str, Any]:
-    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
-    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
-    claim = _pvc_claim(mv.spec.uri)
-    if claim is not None:
-        volumes.append(
-            {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        )
-        mounts.append({"name": "model", "mountPath": MOUNT_ROOT, "readOnly": True})
+    volumes, mounts = model_volumes(mv.spec.uri)
     container = {
         "name": CONTAINER,
         "image": serving_image(md, mv),
@@ -87,15 +80,7 @@ def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant) -> dict[s
         "env": _env(md, mv, variant),
         "resources": _resources(md),
         **_probes(),
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": mounts,
     }
     return {
@@ -105,13 +90,43 @@ def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant) -> dict[s
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(),
+    }
+
+
+def model_volumes(uri: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts for a writable /tmp and, for pvc:// URIs, the model's claim."""
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    claim = _pvc_claim(uri)
+    if claim is not None:
+        volumes.append(
+            {"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        mounts.append({"name": "model", "mountPath": MOUNT_ROOT, "readOnly": True})
+    return volumes, mounts
+
+
+def container_security_context() -> dict[str, Any]:
+    """The Pod Security Standards' restricted profile, per container."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 

@@ -1,0 +1,1 @@
+"""The `coalmine` command-line tool."""

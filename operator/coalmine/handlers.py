@@ -1,0 +1,112 @@
+"""Kopf wiring only: watch events become work-queue keys; no decisions here.
+
+Only event handlers are used: no on.create/on.update state, no timers or
+daemons. So kopf stores no progress and adds no finalizers: the operator
+writes nothing to its resources but `status`, deleting a resource never
+waits for the operator, and all rollout memory stays in `status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from coalmine.api.base import GROUP, VERSION
+from coalmine.controller import Controller
+from coalmine.kube.client import Kube
+from coalmine.reconcile import reconcile_deployment, reconcile_model_version
+from coalmine.resources.naming import DEPLOYMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from coalmine.resources.validation_job import MODEL_VERSION_LABEL
+
+log = logging.getLogger("coalmine.handlers")
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
+
+_state: dict[str, Any] = {}
+
+
+def controller() -> Controller:
+    ctl: Controller = _state["controller"]
+    return ctl
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    kube = Kube()
+    ctl = Controller(
+        {
+            "ModelDeployment": lambda ns, n: reconcile_deployment(kube, ns, n),
+            "ModelVersion": lambda ns, n: reconcile_model_version(kube, ns, n),
+        }
+    )
+    _state["controller"] = ctl
+    _state["kube"] = kube
+    _state["task"] = asyncio.create_task(ctl.run())
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    task = _state.get("task")
+    if task is not None:
+        task.cancel()
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+def on_model_deployment(
+    type: str | None, namespace: str, name: str, **_: Any
+) -> None:
+    if type != "DELETED":
+        controller().enqueue(("ModelDeployment", namespace, name))
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+async def on_model_version(
+    type: str | None, namespace: str, name: str, **_: Any
+) -> None:
+    if type == "DELETED":
+        return
+    ctl = controller()
+    ctl.enqueue(("ModelVersion", namespace, name))
+    # Deployments waiting on this version (or serving it) re-decide.
+    kube: Kube = _state["kube"]
+    for md in await asyncio.to_thread(kube.list, "ModelDeployment", namespace):
+        if md["spec"].get("modelVersion") == name:
+            ctl.enqueue(("ModelDeployment", namespace, md["metadata"]["name"]))
+
+
+@kopf.on.event(GROUP, VERSION, "rolloutstrategies")
+async def on_strategy(type: str | None, namespace: str, name: str, **_: Any) -> None:
+    kube: Kube = _state["kube"]
+    for md in await asyncio.to_thread(kube.list, "ModelDeployment", namespace):
+        if (md["spec"].get("strategyRef") or {}).get("name") == name:
+            controller().enqueue(("ModelDeployment", namespace, md["metadata"]["name"]))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+def on_child(namespace: str, labels: dict[str, str], **_: Any) -> None:
+    owner = labels.get(DEPLOYMENT_LABEL)
+    if owner:
+        controller().enqueue(("ModelDeployment", namespace, owner))
+    mv = labels.get(MODEL_VERSION_LABEL)
+    if mv:
+        controller().enqueue(("ModelVersion", namespace, mv))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
+def on_job(namespace: str, labels: dict[str, str], **_: Any) -> None:
+    mv = labels.get(MODEL_VERSION_LABEL)
+    if mv:
+        controller().enqueue(("ModelVersion", namespace, mv))

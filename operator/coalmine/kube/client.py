@@ -1,0 +1,148 @@
+"""Generic reads and writes of the few kinds the operator touches.
+
+Writes are server-side apply with field manager `coalmine`, so the operator
+owns exactly the fields it sets and never the user's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+FIELD_MANAGER = "coalmine"
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+KINDS: dict[str, Kind] = {
+    "ModelDeployment": Kind("coalmine.dev", "v1alpha1", "modeldeployments"),
+    "ModelVersion": Kind("coalmine.dev", "v1alpha1", "modelversions"),
+    "RolloutStrategy": Kind("coalmine.dev", "v1alpha1", "rolloutstrategies"),
+    "Deployment": Kind("apps", "v1", "deployments"),
+    "Service": Kind("", "v1", "services"),
+    "Pod": Kind("", "v1", "pods"),
+    "Event": Kind("", "v1", "events"),
+    "Job": Kind("batch", "v1", "jobs"),
+    "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
+    "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),
+}
+
+
+class Kube:
+    """A small synchronous client; the async handlers call it from worker threads."""
+
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        if api is None:
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            api = client.ApiClient()
+        self.api = api
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        data = self.api.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _request_timeout=30,
+        )
+        raw = data[0].data
+        return json.loads(raw) if raw else None
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
+        """The object, or None when it does not exist."""
+        try:
+            result: Manifest = self._call("GET", KINDS[kind].path(namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    def list(
+        self, kind: str, namespace: str | None, labels: dict[str, str] | None = None
+    ) -> list[Manifest]:
+        query = []
+        if labels:
+            query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items())))
+        result = self._call("GET", KINDS[kind].path(namespace), query=query)
+        items: list[Manifest] = result.get("items", [])
+        return items
+
+    def apply(self, manifest: Manifest) -> Manifest:
+        """Server-side apply; the operator wins conflicts on the fields it sets."""
+        kind = KINDS[manifest["kind"]]
+        meta = manifest["metadata"]
+        result: Manifest = self._call(
+            "PATCH",
+            kind.path(meta.get("namespace"), meta["name"]),
+            body=manifest,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    def apply_status(self, kind: str, namespace: str, name: str, status: Manifest) -> None:
+        """Server-side apply of the status subresource: fields left out are removed."""
+        k = KINDS[kind]
+        body = {
+            "apiVersion": k.api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
+        self._call(
+            "PATCH",
+            k.path(namespace, name, "status"),
+            body=body,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        try:
+            self._call(
+                "DELETE",
+                KINDS[kind].path(namespace, name),
+                body={"propagationPolicy": "Background"},
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise

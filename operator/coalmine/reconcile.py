@@ -1,0 +1,169 @@
+"""One reconcile of a ModelDeployment or ModelVersion: observe, decide (pure), apply.
+
+Everything here is glue: reads go through `coalmine.kube`, every decision is
+made by `coalmine.rollout.plan` / `coalmine.validation`, and what they decide
+is written back with server-side apply and one status write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from coalmine.analysis import aggregate, measure, parse_metrics, previous_snapshots, window
+from coalmine.analysis.prometheus_client import query_prometheus
+from coalmine.analysis.queries import render_query
+from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
+from coalmine.api.modelversion import ModelVersion
+from coalmine.api.strategy import Analysis, RolloutStrategy, RolloutStrategySpec
+from coalmine.kube.client import Kube
+from coalmine.kube.events import post_event
+from coalmine.kube.observe import is_ready, observe_variant, variant_pods
+from coalmine.kube.scrape import scrape_pod
+from coalmine.resources import build_deployment, service_url
+from coalmine.resources.validation_job import build_validation_job, validation_job_name
+from coalmine.rollout.observation import Observation
+from coalmine.rollout.plan import Measurement, measurement_due, plan
+from coalmine.traffic.kubernetes import route
+from coalmine.validation import plan_validation
+
+log = logging.getLogger("coalmine.reconcile")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _model_version(kube: Kube, namespace: str, name: str | None) -> ModelVersion | None:
+    if not name:
+        return None
+    body = kube.get("ModelVersion", namespace, name)
+    return ModelVersion.model_validate(body) if body else None
+
+
+def _strategy(kube: Kube, md: ModelDeployment) -> RolloutStrategySpec | None:
+    if md.spec.strategy is not None:
+        return md.spec.strategy
+    assert md.spec.strategy_ref is not None  # the CRD requires exactly one
+    body = kube.get("RolloutStrategy", md.metadata.namespace, md.spec.strategy_ref.name)
+    return RolloutStrategy.model_validate(body).spec if body else None
+
+
+def _measure(kube: Kube, md: ModelDeployment, analysis: Analysis, now: datetime) -> Measurement:
+    """Scrape both variants' ready pods and query Prometheus, then judge (pure)."""
+    counters = []
+    for variant in ("canary", "stable"):
+        texts = [
+            scrape_pod(p) for p in variant_pods(kube, md, variant) if is_ready(p)  # type: ignore[arg-type]
+        ]
+        counters.append(aggregate([parse_metrics(t) for t in texts if t is not None]))
+    prev_canary, prev_stable = previous_snapshots(md)
+    results: dict[str, float | Exception] = {}
+    for metric in analysis.metrics:
+        if metric.prometheus is None:
+            continue
+        try:
+            query = render_query(metric.prometheus.query, md)
+            results[metric.name] = query_prometheus(metric.prometheus.address, query)
+        except Exception as exc:  # reported as an Error outcome, never a crash
+            results[metric.name] = exc
+    return measure(
+        analysis,
+        window(prev_canary, counters[0]),
+        window(prev_stable, counters[1]),
+        results,
+        now,
+        canary_snapshot=counters[0],
+        stable_snapshot=counters[1],
+    )
+
+
+def reconcile_deployment(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> float | None:
+    """Bring one ModelDeployment one step closer to its spec; returns seconds until due again."""
+    body = kube.get("ModelDeployment", namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    md = ModelDeployment.model_validate(body)
+    now = clock()
+    strategy = _strategy(kube, md)
+    target = _model_version(kube, namespace, md.spec.model_version)
+    stable_obs, _ = observe_variant(kube, md, "stable")
+    canary_obs, _ = observe_variant(kube, md, "canary")
+    due = measurement_due(md, strategy, now)
+    measurement = _measure(kube, md, due, now) if due is not None else None
+    annotations = md.metadata.annotations
+    obs = Observation(
+        now=now,
+        target=target,
+        target_valid=bool(target and target.status and target.status.phase == "Validated"),
+        strategy=strategy,
+        stable=stable_obs,
+        canary=canary_obs,
+        measurement=measurement,
+        commands={k: annotations[a] for k, a in COMMAND_ANNOTATIONS.items() if a in annotations},
+    )
+    decision = plan(md, obs)
+    intent = decision.intent
+
+    stable_mv = _model_version(kube, namespace, intent.stable_model_version)
+    canary_mv = _model_version(kube, namespace, intent.canary_model_version)
+    if canary_mv is None and canary_obs is not None:
+        # Keep the finished canary's Deployment at zero replicas, as it was.
+        canary_mv = _model_version(kube, namespace, canary_obs.model_version)
+    traffic = route(
+        md,
+        canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
+        weight=intent.canary_weight,
+        canary_warm=True,
+    )
+    if stable_mv is not None:
+        kube.apply(build_deployment(md, stable_mv, "stable", traffic.stable_replicas))
+    if canary_mv is not None:
+        kube.apply(build_deployment(md, canary_mv, "canary", traffic.canary_replicas))
+    elif canary_obs is not None:
+        kube.delete("Deployment", namespace, f"{name}-canary")
+    for obj in traffic.objects:
+        kube.apply(obj)
+
+    status = decision.status.model_copy(update={"url": service_url(md)})
+    new_status = status.to_json()
+    if new_status != (body.get("status") or {}):
+        kube.apply_status("ModelDeployment", namespace, name, new_status)
+    for event in decision.events:
+        post_event(kube, body, event.type, event.reason, event.message, now)
+    return decision.requeue_after
+
+
+def reconcile_model_version(
+    kube: Kube, namespace: str, name: str, clock: Clock = utcnow
+) -> float | None:
+    """Check a ModelVersion's artifact once, with a Job running the serving image."""
+    body = kube.get("ModelVersion", namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    mv = ModelVersion.model_validate(body)
+    now = clock()
+    job = kube.get("Job", namespace, validation_job_name(mv))
+    reason = _job_failure_message(kube, namespace, job) if job else None
+    decision = plan_validation(mv, job, reason, now)
+    if decision.create_job:
+        kube.apply(build_validation_job(mv))
+    new_status = decision.status.to_json()
+    if new_status != (body.get("status") or {}):
+        kube.apply_status("ModelVersion", namespace, name, new_status)
+    if decision.event is not None:
+        post_event(kube, body, *decision.event, now)
+    return None
+
+
+def _job_failure_message(kube: Kube, namespace: str, job: dict[str, Any]) -> str | None:
+    uid = job["metadata"].get("uid")
+    for pod in kube.list("Pod", namespace, {"batch.kubernetes.io/controller-uid": uid}):
+        for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+            terminated = cs.get("state", {}).get("terminated") or {}
+            if terminated.get("exitCode", 0) != 0 and terminated.get("message"):
+                return str(terminated["message"])
+    return None

@@ -1,0 +1,1 @@
+"""Traffic routers: turn a canary weight into Services, routes and replica counts."""

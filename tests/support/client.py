@@ -1,0 +1,144 @@
+"""A client inside the cluster: requests to Services go through kube-proxy and DNS.
+
+The host cannot reach cluster IPs (the service range is blackholed on the
+host), and tests should see what clients see, so requests are made by the
+test-http pod's /fetch and /load endpoints, reached from the host by pod IP.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from tests.support.cluster import Cluster, wait_for
+
+NAME = "client"
+
+
+def http_server_deployment(
+    name: str, image: str, replicas: int = 1, version: str = "v1"
+) -> dict[str, Any]:
+    """A restricted-profile Deployment of the test-http image."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 10,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "http",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "VERSION", "value": version}],
+                            "ports": [{"containerPort": 8080, "name": "http"}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "http"},
+                                "periodSeconds": 1,
+                                "failureThreshold": 1,
+                            },
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 5,
+                            },
+                            # Endpoints go before the process stops taking requests.
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+class InClusterClient:
+    """HTTP from a pod in `namespace`: single requests and bounded load runs."""
+
+    def __init__(self, cluster: Cluster, namespace: str, image: str) -> None:
+        cluster.apply(http_server_deployment(NAME, image), namespace=namespace)
+        cluster.kubectl(
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Available",
+            f"deployment/{NAME}",
+            "--timeout=120s",
+        )
+        pods = json.loads(
+            cluster.kubectl(
+                "-n", namespace, "get", "pods", "-l", f"app={NAME}", "-o", "json"
+            ).stdout
+        )["items"]
+        ip = next(p["status"]["podIP"] for p in pods if not p["metadata"].get("deletionTimestamp"))
+        self.base = f"http://{ip}:8080"
+
+    def _call(self, path: str, body: Any = None, timeout: float = 15) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+            return result
+
+    def request(self, url: str, body: Any = None) -> tuple[int, Any]:
+        """One request to `url` from inside the cluster: (status, decoded JSON body)."""
+        answer = self._call("/fetch?url=" + urllib.parse.quote(url, safe=""), body)
+        if "error" in answer and "status" not in answer:
+            raise ConnectionError(answer["error"])
+        try:
+            decoded = json.loads(answer["body"])
+        except ValueError:
+            decoded = answer["body"]
+        return int(answer["status"]), decoded
+
+    def start_load(
+        self,
+        url: str,
+        body: Any,
+        concurrency: int = 4,
+        max_requests: int = 100_000,
+        max_seconds: int = 600,
+    ) -> None:
+        self._call(
+            "/load/start",
+            {
+                "url": url,
+                "body": body,
+                "concurrency": concurrency,
+                "maxRequests": max_requests,
+                "maxSeconds": max_seconds,
+            },
+        )
+
+    def load_status(self) -> dict[str, Any]:
+        return self._call("/load/status")
+
+    def stop_load(self) -> dict[str, Any]:
+        self._call("/load/stop", {})
+        return wait_for(
+            "the load run to stop", lambda: (s := self.load_status())["running"] is False and s
+        )

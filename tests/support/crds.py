@@ -1,0 +1,21 @@
+"""Install Coalmine's generated CRDs into the test cluster."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.support.cluster import REPO, Cluster
+
+
+def crd_names() -> list[str]:
+    return [
+        yaml.safe_load(path.read_text())["metadata"]["name"]
+        for path in sorted((REPO / "crds").glob("*.yaml"))
+    ]
+
+
+def install_crds(cluster: Cluster) -> None:
+    """Server-side apply of crds/ and wait until every CRD is Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    names = [f"crd/{name}" for name in crd_names()]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
