@@ -57,7 +57,9 @@ def _measure(kube: Kube, md: ModelDeployment, analysis: Analysis, now: datetime)
     counters = []
     for variant in ("canary", "stable"):
         texts = [
-            scrape_pod(p) for p in variant_pods(kube, md, variant) if is_ready(p)  # type: ignore[arg-type]
+            scrape_pod(p)
+            for p in variant_pods(kube, md, variant)
+            if is_ready(p)  # type: ignore[arg-type]
         ]
         counters.append(aggregate([parse_metrics(t) for t in texts if t is not None]))
     prev_canary, prev_stable = previous_snapshots(md)
@@ -81,7 +83,9 @@ def _measure(kube: Kube, md: ModelDeployment, analysis: Analysis, now: datetime)
     )
 
 
-def reconcile_deployment(kube: Kube, namespace: str, name: str, clock: Clock = utcnow) -> float | None:
+def reconcile_deployment(
+    kube: Kube, namespace: str, name: str, clock: Clock = utcnow
+) -> float | None:
     """Bring one ModelDeployment one step closer to its spec; returns seconds until due again."""
     body = kube.get("ModelDeployment", namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
@@ -133,7 +137,9 @@ def reconcile_deployment(kube: Kube, namespace: str, name: str, clock: Clock = u
     if new_status != (body.get("status") or {}):
         kube.apply_status("ModelDeployment", namespace, name, new_status)
     for event in decision.events:
-        post_event(kube, body, event.type, event.reason, event.message, now)
+        post_event(
+            kube, body, type_=event.type, reason=event.reason, message=event.message, now=now
+        )
     return decision.requeue_after
 
 
@@ -155,7 +161,8 @@ def reconcile_model_version(
     if new_status != (body.get("status") or {}):
         kube.apply_status("ModelVersion", namespace, name, new_status)
     if decision.event is not None:
-        post_event(kube, body, *decision.event, now)
+        type_, reason, message = decision.event
+        post_event(kube, body, type_=type_, reason=reason, message=message, now=now)
     return None
 
 

@@ -1,4 +1,8 @@
-"""`coalmine`: run the operator, or look at and steer rollouts."""
+"""`coalmine`: run the operator, or look at and steer rollouts.
+
+Commands never edit a resource's spec: `promote`, `abort`, `retry` and `undo`
+set an annotation to a fresh token that the operator acts on once.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,19 @@ import argparse
 import asyncio
 import logging
 import sys
+import uuid
 from collections.abc import Sequence
+
+import kopf
+
+from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
+from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
+from coalmine.cli.timeline import render
+from coalmine.kube.client import KINDS, Kube
 
 
 def _operator(args: argparse.Namespace) -> int:
-    import kopf
-
-    import coalmine.handlers  # noqa: F401  (registers the handlers)
+    import coalmine.handlers  # noqa: F401, PLC0415  (registers the handlers on import)
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -29,6 +39,66 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> tuple[Kube, ModelDeployment]:
+    kube = Kube()
+    body = kube.get("ModelDeployment", args.namespace, args.name)
+    if body is None:
+        raise SystemExit(f"coalmine: modeldeployment {args.namespace}/{args.name} not found")
+    return kube, ModelDeployment.model_validate(body)
+
+
+def _strategy(kube: Kube, md: ModelDeployment) -> RolloutStrategySpec | None:
+    if md.spec.strategy is not None:
+        return md.spec.strategy
+    if md.spec.strategy_ref is None:
+        return None
+    body = kube.get("RolloutStrategy", md.metadata.namespace, md.spec.strategy_ref.name)
+    return RolloutStrategy.model_validate(body).spec if body else None
+
+
+def _status(args: argparse.Namespace) -> int:
+    kube, md = _load(args)
+    events = [
+        e
+        for e in kube.list("Event", args.namespace)
+        if e.get("involvedObject", {}).get("uid") == md.metadata.uid
+    ]
+    print(render(md, _strategy(kube, md), events))
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    _, md = _load(args)
+    history = md.status.history if md.status else []
+    if not history:
+        print("no finished rollouts yet")
+    for h in history:
+        print(
+            f"rev {h.revision:<3} {h.model_version:<24} {h.version:<10} {h.outcome:<11} "
+            f"{h.time:%Y-%m-%d %H:%M:%S}  {h.reason or ''}"
+        )
+    return 0
+
+
+def _command(args: argparse.Namespace) -> int:
+    kube, _ = _load(args)
+    token = uuid.uuid4().hex[:12]
+    if args.command == "undo" and args.to_revision is not None:
+        token = f"{token}:{args.to_revision}"
+    annotation = COMMAND_ANNOTATIONS[args.command]
+    kube._call(
+        "PATCH",
+        KINDS["ModelDeployment"].path(args.namespace, args.name),
+        body={"metadata": {"annotations": {annotation: token}}},
+        content_type="application/merge-patch+json",
+    )
+    print(
+        f"{args.command} requested for {args.namespace}/{args.name} (token {token}); "
+        f"follow it with: coalmine status {args.name} -n {args.namespace}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coalmine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,10 +107,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", "-n", action="append", help="watch only this namespace (repeatable)"
     )
     op.add_argument(
-        "--liveness", default=None, help="serve kopf health checks at this URL, e.g. http://0.0.0.0:8080/healthz"
+        "--liveness",
+        default=None,
+        help="serve kopf health checks at this URL, e.g. http://0.0.0.0:8080/healthz",
     )
     op.add_argument("--verbose", "-v", action="store_true")
     op.set_defaults(func=_operator)
+
+    def target(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("name", help="ModelDeployment name")
+        p.add_argument("--namespace", "-n", default="default")
+        return p
+
+    target("status", "the rollout as a timeline: steps, weights, analysis, events").set_defaults(
+        func=_status
+    )
+    target("history", "finished rollouts, newest last").set_defaults(func=_history)
+    target("promote", "skip the current pause or step").set_defaults(func=_command)
+    target("abort", "roll the canary back now").set_defaults(func=_command)
+    target("retry", "start again a rolled-back revision").set_defaults(func=_command)
+    undo = target("undo", "roll back to a previous revision")
+    undo.add_argument("--to-revision", type=int, default=None)
+    undo.set_defaults(func=_command)
     return parser
 
 

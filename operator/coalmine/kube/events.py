@@ -17,6 +17,7 @@ COMPONENT = "coalmine-operator"
 def post_event(
     kube: Kube,
     involved: dict[str, Any],
+    *,
     type_: str,
     reason: str,
     message: str,
