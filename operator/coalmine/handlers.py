@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -64,18 +65,14 @@ async def cleanup(**_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-def on_model_deployment(
-    type: str | None, namespace: str, name: str, **_: Any
-) -> None:
-    if type != "DELETED":
+def on_model_deployment(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    if type != "DELETED" and namespace:
         controller().enqueue(("ModelDeployment", namespace, name))
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-async def on_model_version(
-    type: str | None, namespace: str, name: str, **_: Any
-) -> None:
-    if type == "DELETED":
+async def on_model_version(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    if type == "DELETED" or not namespace:
         return
     ctl = controller()
     ctl.enqueue(("ModelVersion", namespace, name))
@@ -87,7 +84,9 @@ async def on_model_version(
 
 
 @kopf.on.event(GROUP, VERSION, "rolloutstrategies")
-async def on_strategy(type: str | None, namespace: str, name: str, **_: Any) -> None:
+async def on_strategy(type: str, namespace: str | None, name: str, **_: Any) -> None:
+    if not namespace:
+        return
     kube: Kube = _state["kube"]
     for md in await asyncio.to_thread(kube.list, "ModelDeployment", namespace):
         if (md["spec"].get("strategyRef") or {}).get("name") == name:
@@ -96,7 +95,9 @@ async def on_strategy(type: str | None, namespace: str, name: str, **_: Any) -> 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
-def on_child(namespace: str, labels: dict[str, str], **_: Any) -> None:
+def on_child(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    if not namespace:
+        return
     owner = labels.get(DEPLOYMENT_LABEL)
     if owner:
         controller().enqueue(("ModelDeployment", namespace, owner))
@@ -106,7 +107,7 @@ def on_child(namespace: str, labels: dict[str, str], **_: Any) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-def on_job(namespace: str, labels: dict[str, str], **_: Any) -> None:
+def on_job(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     mv = labels.get(MODEL_VERSION_LABEL)
-    if mv:
+    if mv and namespace:
         controller().enqueue(("ModelVersion", namespace, mv))

@@ -22,7 +22,7 @@ from coalmine.kube.client import Kube
 from coalmine.kube.events import post_event
 from coalmine.kube.observe import is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
-from coalmine.resources import build_deployment, service_url
+from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
@@ -52,15 +52,18 @@ def _strategy(kube: Kube, md: ModelDeployment) -> RolloutStrategySpec | None:
     return RolloutStrategy.model_validate(body).spec if body else None
 
 
-def _measure(kube: Kube, md: ModelDeployment, analysis: Analysis, now: datetime) -> Measurement:
+def _measure(
+    kube: Kube,
+    md: ModelDeployment,
+    analysis: Analysis,
+    target: ModelVersion | None,
+    now: datetime,
+) -> Measurement:
     """Scrape both variants' ready pods and query Prometheus, then judge (pure)."""
     counters = []
-    for variant in ("canary", "stable"):
-        texts = [
-            scrape_pod(p)
-            for p in variant_pods(kube, md, variant)
-            if is_ready(p)  # type: ignore[arg-type]
-        ]
+    variants: tuple[Variant, ...] = ("canary", "stable")
+    for variant in variants:
+        texts = [scrape_pod(p) for p in variant_pods(kube, md, variant) if is_ready(p)]
         counters.append(aggregate([parse_metrics(t) for t in texts if t is not None]))
     prev_canary, prev_stable = previous_snapshots(md)
     results: dict[str, float | Exception] = {}
@@ -68,7 +71,7 @@ def _measure(kube: Kube, md: ModelDeployment, analysis: Analysis, now: datetime)
         if metric.prometheus is None:
             continue
         try:
-            query = render_query(metric.prometheus.query, md)
+            query = render_query(metric.prometheus.query, md, interval=analysis.interval)
             results[metric.name] = query_prometheus(metric.prometheus.address, query)
         except Exception as exc:  # reported as an Error outcome, never a crash
             results[metric.name] = exc
@@ -80,6 +83,7 @@ def _measure(kube: Kube, md: ModelDeployment, analysis: Analysis, now: datetime)
         now,
         canary_snapshot=counters[0],
         stable_snapshot=counters[1],
+        reference=target.spec.reference if target is not None else None,
     )
 
 
@@ -97,7 +101,7 @@ def reconcile_deployment(
     stable_obs, _ = observe_variant(kube, md, "stable")
     canary_obs, _ = observe_variant(kube, md, "canary")
     due = measurement_due(md, strategy, now)
-    measurement = _measure(kube, md, due, now) if due is not None else None
+    measurement = _measure(kube, md, due, target, now) if due is not None else None
     annotations = md.metadata.annotations
     obs = Observation(
         now=now,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from coalmine.api.base import Condition
 from coalmine.api.conditions import set_condition
 from coalmine.api.modelversion import ModelVersion, ModelVersionStatus
 
@@ -24,6 +25,23 @@ def _job_condition(job: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return None
 
 
+def _conditions(
+    old: ModelVersionStatus, phase: str, reason: str, message: str, now: datetime, gen: int | None
+) -> list[Condition]:
+    """kstatus: Reconciling while checking, Stalled when Invalid, Ready when Validated."""
+    values = {
+        "Ready": phase == "Validated",
+        "Reconciling": phase == "Pending",
+        "Stalled": phase == "Invalid",
+    }
+    result = list(old.conditions)
+    for type_, value in values.items():
+        result = set_condition(
+            result, type_, "True" if value else "False", reason, message, now, gen
+        )
+    return result
+
+
 def plan_validation(
     mv: ModelVersion, job: dict[str, Any] | None, failure_reason: str | None, now: datetime
 ) -> ValidationPlan:
@@ -34,25 +52,20 @@ def plan_validation(
     """
     old = mv.status or ModelVersionStatus()
     gen = mv.metadata.generation
-    conds = list(old.conditions)
     if old.phase in ("Validated", "Invalid") and old.observed_generation == gen:
         return ValidationPlan(old, create_job=False, event=None)
 
     if job is None or not (_job_condition(job, "Complete") or _job_condition(job, "Failed")):
         message = "checking the artifact: digest, format and a self-test prediction"
-        conds = set_condition(conds, "Reconciling", "True", "Checking", message, now, gen)
-        conds = set_condition(conds, "Ready", "False", "Checking", message, now, gen)
-        conds = set_condition(conds, "Stalled", "False", "Checking", "", now, gen)
+        conds = _conditions(old, "Pending", "Checking", message, now, gen)
         status = ModelVersionStatus(
             observed_generation=gen, phase="Pending", message=message, conditions=conds
         )
         return ValidationPlan(status, create_job=job is None, event=None)
 
-    conds = set_condition(conds, "Reconciling", "False", "Checked", "", now, gen)
     if _job_condition(job, "Complete"):
         message = f"artifact verified: sha256 {mv.spec.sha256[:12]}…, {mv.spec.format} loads"
-        conds = set_condition(conds, "Ready", "True", "Validated", message, now, gen)
-        conds = set_condition(conds, "Stalled", "False", "Validated", "", now, gen)
+        conds = _conditions(old, "Validated", "Validated", message, now, gen)
         status = ModelVersionStatus(
             observed_generation=gen,
             phase="Validated",
@@ -65,8 +78,7 @@ def plan_validation(
     failed = _job_condition(job, "Failed") or {}
     reason = (failure_reason or "").strip().splitlines()
     message = reason[-1] if reason else f"artifact check failed: {failed.get('message', '')}"
-    conds = set_condition(conds, "Ready", "False", "Invalid", message, now, gen)
-    conds = set_condition(conds, "Stalled", "True", "Invalid", message, now, gen)
+    conds = _conditions(old, "Invalid", "Invalid", message, now, gen)
     status = ModelVersionStatus(
         observed_generation=gen, phase="Invalid", message=message[:4096], conditions=conds
     )

@@ -109,9 +109,17 @@ def _kubectl_bin() -> str:
     return str(built) if built.exists() else "kubectl"
 
 
+def _local_kubeconfig() -> Path:
+    state = os.environ.get("COALMINE_CLUSTER_DIR", "/var/lib/coalmine-cluster")
+    return Path(state) / "admin.kubeconfig"
+
+
 def find_or_start_cluster() -> Cluster:
     if os.environ.get("KUBECONFIG"):
-        return Cluster(Path(os.environ["KUBECONFIG"]), "kubeconfig", _kubectl_bin())
+        given = Path(os.environ["KUBECONFIG"])
+        # The local cluster named explicitly is still the local cluster (images load).
+        kind = "local" if given.resolve() == _local_kubeconfig().resolve() else "kubeconfig"
+        return Cluster(given, kind, _kubectl_bin())
     if _kind_available():
         name = "coalmine-test"
         clusters = subprocess.run(

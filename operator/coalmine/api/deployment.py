@@ -215,6 +215,8 @@ class VariantStatus(ApiModel):
     """Rollout revision; increases by one for every new version rolled out."""
     weight: Percent
     """Percent of client requests this variant serves."""
+    mirror: Percent | None = None
+    """Percent of requests copied to this variant as shadow traffic (canary only)."""
     ready_replicas: Counter | None = None
 
 
@@ -242,6 +244,35 @@ class AnalysisResult(ApiModel):
     message: Message | None = None
 
 
+Tally = dict[Annotated[str, StringConstraints(max_length=253)], Annotated[float, Field(ge=0)]]
+
+
+class VariantCounters(ApiModel):
+    """Counters of one variant's serving pods summed at one scrape: the start of the next
+    analysis window, kept in status so windows survive an operator restart."""
+
+    pods: Counter = 0
+    """Pods scraped; fewer than last time means counters were lost, so the window restarts."""
+    requests: Annotated[float, Field(ge=0)] = 0
+    """Inference requests answered."""
+    server_errors: Annotated[float, Field(ge=0)] = 0
+    """Requests answered with a 5xx status."""
+    latency_buckets: Tally = Field(default_factory=dict, max_length=64)
+    """Cumulative request-duration histogram: upper bound in seconds (`le`) -> count."""
+    predictions: Tally = Field(default_factory=dict, max_length=1000)
+    """Predicted rows per class (classifiers)."""
+    prediction_buckets: Tally = Field(default_factory=dict, max_length=64)
+    """Cumulative histogram of predicted values (regressors): `le` -> count."""
+    input_rows: Annotated[float, Field(ge=0)] = 0
+    """Rows observed for drift."""
+    out_of_range_rows: Annotated[float, Field(ge=0)] = 0
+    """Rows with a feature outside the reference range."""
+    feature_bins: dict[Annotated[str, StringConstraints(max_length=253)], Tally] = Field(
+        default_factory=dict, max_length=512
+    )
+    """Live values per reference bin: feature -> bin index -> count."""
+
+
 class AnalysisRun(ApiModel):
     """Counters of the analysis step in progress, so a restarted operator resumes it."""
 
@@ -253,6 +284,10 @@ class AnalysisRun(ApiModel):
     failures: Counter = 0
     inconclusive: Counter = 0
     errors: Counter = 0
+    canary_snapshot: VariantCounters | None = None
+    """Canary counters at the last measurement: where the next window starts."""
+    stable_snapshot: VariantCounters | None = None
+    """Stable counters at the last measurement."""
 
 
 class HistoryEntry(ApiModel):
@@ -289,6 +324,8 @@ class ModelDeploymentStatus(ApiModel):
     """Highest revision number handed out so far."""
     aborted_revision: Revision | None = None
     """A revision rolled back or aborted; not retried until the spec changes or `retry`."""
+    aborted_model_version: KubeName | None = None
+    """The ModelVersion of abortedRevision: while spec.modelVersion names it, nothing starts."""
     canary_scale_down_at: AwareDatetime | None = None
     """When the canary pods of a finished rollout may go."""
     handled_commands: dict[Annotated[str, StringConstraints(max_length=63)], str] = Field(

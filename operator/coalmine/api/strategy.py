@@ -34,7 +34,7 @@ BuiltinMetricName = Literal[
     "outOfDistribution",
 ]
 """Figures the operator computes itself from the serving pods' /metrics, per variant:
-error rate (share of 5xx), latency quantiles in seconds, prediction shift between
+error rate (share of 5xx), latency quantiles in milliseconds, prediction shift between
 canary and stable, input drift against the ModelVersion reference, and the share
 of inputs outside the reference range."""
 
@@ -50,7 +50,7 @@ class BuiltinMetric(ApiModel):
     """A metric computed by the operator from the serving pods."""
 
     metric: BuiltinMetricName
-    """errorRate, latencyP50/P95/P99 (seconds), predictionShift, inputDrift or
+    """errorRate, latencyP50/P95/P99 (milliseconds), predictionShift, inputDrift or
     outOfDistribution."""
 
 

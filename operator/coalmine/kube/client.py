@@ -73,18 +73,25 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        data = self.api.call_api(
-            path,
-            method,
+        """One request; JSON in and out, ApiException on any non-2xx answer."""
+        # The REST layer JSON-encodes bodies of JSON content types itself; an apply
+        # patch (YAML content type) must arrive as text, and JSON is valid YAML.
+        payload = json.dumps(body) if body is not None and "json" not in content_type else body
+        _, url, headers, data, post = self.api.param_serialize(
+            method=method,
+            resource_path=path,
             query_params=query or [],
             header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
+            body=payload,
             auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=30,
         )
-        raw = data[0].data
-        return json.loads(raw) if raw else None
+        resp = self.api.call_api(
+            method, url, header_params=headers, body=data, post_params=post, _request_timeout=30
+        )
+        resp.read()
+        if not 200 <= resp.status < 300:
+            raise ApiException(http_resp=resp)
+        return json.loads(resp.data) if resp.data else None
 
     def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
         """The object, or None when it does not exist."""

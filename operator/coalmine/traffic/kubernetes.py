@@ -34,9 +34,7 @@ def canary_replicas_for(stable: int, weight: int) -> int:
     return max(1, round(stable * weight / (100 - weight)))
 
 
-def route(
-    md: ModelDeployment, canary_running: bool, weight: int, canary_warm: bool
-) -> TrafficPlan:
+def route(md: ModelDeployment, canary_running: bool, weight: int, canary_warm: bool) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent.
 
     `canary_warm` keeps one canary pod up at weight 0, so the canary can be

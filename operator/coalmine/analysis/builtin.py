@@ -1,0 +1,103 @@
+"""The built-in metrics: one figure per variant window, and how much traffic backs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from coalmine.analysis.counters import VariantWindow
+from coalmine.analysis.figures import per_bucket, psi, quantile, total_variation
+from coalmine.api.modelversion import Reference
+from coalmine.api.strategy import BuiltinMetricName
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A computed metric: canary value, stable value for comparison, samples behind it."""
+
+    value: float | None
+    stable_value: float | None
+    sample_count: int
+    missing: str | None = None
+    """Why the value could not be computed although there was traffic (an Error)."""
+
+
+def compute(
+    name: BuiltinMetricName,
+    canary: VariantWindow,
+    stable: VariantWindow,
+    reference: Reference | None = None,
+) -> Figure:
+    """The figure `name` over the two windows."""
+    if name == "predictionShift":
+        return _prediction_shift(canary, stable)
+    if name == "inputDrift":
+        return _input_drift(canary, stable, reference)
+    per_variant = _PER_VARIANT[name]
+    count = canary.input_rows if name == "outOfDistribution" else canary.requests
+    return Figure(per_variant(canary), per_variant(stable), int(count))
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+def _latency_ms(q: float) -> Callable[[VariantWindow], float | None]:
+    def figure(w: VariantWindow) -> float | None:
+        seconds = quantile(q, w.latency_buckets)
+        return None if seconds is None else seconds * 1000.0
+
+    return figure
+
+
+_PER_VARIANT: dict[str, Callable[[VariantWindow], float | None]] = {
+    "errorRate": lambda w: _ratio(w.server_errors, w.requests),
+    "latencyP50": _latency_ms(0.5),
+    "latencyP95": _latency_ms(0.95),
+    "latencyP99": _latency_ms(0.99),
+    "outOfDistribution": lambda w: _ratio(w.out_of_range_rows, w.input_rows),
+}
+
+
+def _prediction_shift(canary: VariantWindow, stable: VariantWindow) -> Figure:
+    """Total variation distance between the variants' predicted classes (classifiers) or
+    predicted-value histogram buckets (regressors)."""
+    if canary.predictions or stable.predictions:
+        a, b = canary.predictions, stable.predictions
+    else:
+        a, b = per_bucket(canary.prediction_buckets), per_bucket(stable.prediction_buckets)
+    count = int(min(sum(a.values()), sum(b.values())))
+    return Figure(total_variation(a, b), None, count)
+
+
+def _input_drift(
+    canary: VariantWindow, stable: VariantWindow, reference: Reference | None
+) -> Figure:
+    """Largest per-feature PSI of the canary's window: against the ModelVersion reference
+    when given (the bins the canary counts in), else against the stable's window."""
+    count = int(canary.input_rows)
+    if not canary.feature_bins:
+        return Figure(None, None, count, "the canary exposes no feature bins (no reference?)")
+    if reference is not None:
+        expected = {f.name: list(f.fractions) for f in reference.features}
+        stable_value = _max_psi(stable.feature_bins, expected)
+    else:
+        expected = {f: _ordered(bins) for f, bins in stable.feature_bins.items()}
+        stable_value = None
+    value = _max_psi(canary.feature_bins, expected)
+    if value is None:
+        return Figure(None, stable_value, count, "no feature shares bins with the baseline")
+    return Figure(value, stable_value, count)
+
+
+def _ordered(bins: dict[str, float]) -> list[float]:
+    return [bins[k] for k in sorted(bins, key=int)]
+
+
+def _max_psi(actual: dict[str, dict[str, float]], expected: dict[str, list[float]]) -> float | None:
+    values = [
+        v
+        for feature, bins in actual.items()
+        if feature in expected and (v := psi(_ordered(bins), expected[feature])) is not None
+    ]
+    return max(values, default=None)

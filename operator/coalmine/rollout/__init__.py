@@ -1,0 +1,1 @@
+"""The rollout state machine: pure functions from (resource, observation) to a plan."""

@@ -1,0 +1,207 @@
+"""The decisions outside a step walk: first serve, starting, superseding and ending
+rollouts, the steady state, and the CLI commands."""
+
+from __future__ import annotations
+
+from coalmine.api.deployment import VariantStatus
+from coalmine.api.strategy import summarize
+from coalmine.rollout.commands import undo_revision
+from coalmine.rollout.draft import Draft
+from coalmine.rollout.health import crash_loop, is_ready
+from coalmine.rollout.walk import progress, rollback
+
+
+def decide(d: Draft) -> None:
+    """Every decision of one reconcile, in priority order."""
+    st = d.status
+    if st.stable is None:
+        _first_serve(d)
+        return
+    _stop_commands(d)
+    if d.in_rollout:
+        assert st.canary is not None
+        if st.canary.model_version == d.md.spec.model_version:
+            progress(d)
+            return
+        _supersede(d)
+    _retry_command(d)
+    _start_or_hold(d)
+
+
+def _target_problem(d: Draft) -> tuple[str, str, bool] | None:
+    """(reason, message, stalled) when the target cannot be rolled out now."""
+    name = d.md.spec.model_version
+    target = d.obs.target
+    if target is None:
+        return "ModelVersionNotFound", f"ModelVersion {name} not found", True
+    if not d.obs.target_valid:
+        phase = target.status.phase if target.status else "Pending"
+        why = target.status.message if target.status and target.status.message else phase
+        if phase == "Invalid":
+            return "ModelVersionInvalid", f"ModelVersion {name} is Invalid: {why}", True
+        return "WaitingForValidation", f"ModelVersion {name} is not validated yet ({why})", False
+    if d.obs.strategy is None:
+        ref = d.md.spec.strategy_ref
+        return "StrategyNotFound", f"RolloutStrategy {ref.name if ref else ''} not found", True
+    return None
+
+
+def _first_serve(d: Draft) -> None:
+    """Nothing serves yet, so there is nothing to protect: serve the target directly."""
+    problem = _target_problem(d)
+    if problem is not None:
+        reason, message, stalled = problem
+        d.set_phase("Pending", reason, message, stalled=stalled, event="Warning")
+        return
+    if not d.approved:
+        message = f"waiting for approval: annotate ModelVersion {d.md.spec.model_version}"
+        d.set_phase("Paused", "AwaitingApproval", message + " with coalmine.dev/approved-by")
+        return
+    assert d.obs.target is not None
+    st = d.status
+    st.latest_revision += 1
+    st.stable = VariantStatus(
+        model_version=d.obs.target.metadata.name,
+        version=d.obs.target.spec.version,
+        revision=st.latest_revision,
+        weight=100,
+    )
+    d.record(st.stable, "Promoted", "first version served")
+    d.emit(
+        "Normal", "FirstRevision", f"deploying {st.stable.version} (revision {st.stable.revision})"
+    )
+    _steady(d)
+
+
+def _start_or_hold(d: Draft) -> None:
+    st = d.status
+    assert st.stable is not None
+    name = d.md.spec.model_version
+    if name == st.stable.model_version:
+        st.aborted_revision = st.aborted_model_version = None
+        _steady(d)
+        return
+    if name == st.aborted_model_version:
+        message = st.message or f"revision {st.aborted_revision} rolled back"
+        d.set_phase("RolledBack", "RolledBack", message, stalled=True)
+        return
+    problem = _target_problem(d)
+    if problem is not None:
+        reason, message, stalled = problem
+        d.set_phase(
+            "Degraded" if stalled else "Pending", reason, message, stalled=stalled, event="Warning"
+        )
+        return
+    _start_revision(d)
+    progress(d)
+
+
+def _start_revision(d: Draft) -> None:
+    st, target = d.status, d.obs.target
+    assert target is not None
+    assert st.stable is not None
+    st.latest_revision += 1
+    st.canary = VariantStatus(
+        model_version=target.metadata.name,
+        version=target.spec.version,
+        revision=st.latest_revision,
+        weight=0,
+    )
+    st.current_step_index = 0
+    st.rollout_started_at = d.now
+    st.step_started_at = st.analysis_run = st.canary_scale_down_at = None
+    st.aborted_revision = st.aborted_model_version = None
+    d.emit(
+        "Normal",
+        "RolloutStarted",
+        f"revision {st.latest_revision}: {st.stable.version} -> {target.spec.version}"
+        f" ({summarize(d.strategy)})",
+    )
+
+
+def _supersede(d: Draft) -> None:
+    """spec.modelVersion moved on during a rollout: drop the canary at once."""
+    canary = d.status.canary
+    assert canary is not None
+    reason = f"spec.modelVersion changed to {d.md.spec.model_version}"
+    d.record(canary, "Superseded", reason)
+    d.end_rollout(d.strategy.abort_scale_down_delay_seconds)
+    d.emit("Normal", "Superseded", f"revision {canary.revision} ({canary.version}): {reason}")
+
+
+def _steady(d: Draft) -> None:
+    """No rollout: report how the stable Deployment is doing."""
+    stable = d.status.stable
+    assert stable is not None
+    crash = crash_loop(d.obs.stable, stable.model_version, d.strategy.max_canary_restarts)
+    if crash is not None:
+        d.set_phase("Degraded", "CrashLoop", f"stable {crash}", stalled=True, event="Warning")
+    elif not is_ready(d.obs.stable, stable.model_version, serving=d.stable_serves):
+        message = f"rolling out the stable Deployment ({stable.version})"
+        d.set_phase("Progressing", "StableNotReady", message)
+    else:
+        message = f"serving {stable.version} (revision {stable.revision})"
+        d.set_phase("Healthy", "Serving", message, event="Normal")
+
+
+def _stop_commands(d: Draft) -> None:
+    """`abort` and `undo` during a rollout roll the canary back; `undo` without one goes back
+    to an earlier stable revision."""
+    abort, undo = d.take("abort"), d.take("undo")
+    if d.in_rollout and (abort is not None or undo is not None):
+        how = "abort" if abort is not None else "undo"
+        rollback(d, f"{how} requested with `coalmine {how}`", outcome="Aborted")
+    elif undo is not None:
+        _undo(d, undo)
+    elif abort is not None:
+        d.emit("Normal", "CommandIgnored", "abort: no rollout in progress")
+
+
+def _undo(d: Draft, token: str) -> None:
+    """Serve an earlier stable revision again (as a new revision, straight to stable: it served
+    before). spec still names the current version, so that version is marked rolled back and
+    is not rolled out again until the spec changes or `retry`."""
+    st = d.status
+    current = st.stable
+    assert current is not None
+    wanted = undo_revision(token)
+    earlier = [
+        h
+        for h in reversed(st.history)
+        if h.outcome == "Promoted"
+        and h.model_version != current.model_version
+        and (wanted is None or h.revision == wanted)
+    ]
+    if not earlier:
+        which = f"revision {wanted}" if wanted is not None else "an earlier promoted revision"
+        d.emit("Warning", "UndoImpossible", f"undo: {which} is not in the history")
+        return
+    back = earlier[0]
+    d.record(current, "RolledBack", f"undone to revision {back.revision}")
+    st.aborted_revision, st.aborted_model_version = current.revision, current.model_version
+    st.latest_revision += 1
+    st.stable = VariantStatus(
+        model_version=back.model_version,
+        version=back.version,
+        revision=st.latest_revision,
+        weight=100,
+    )
+    d.record(st.stable, "Promoted", f"undo to revision {back.revision}")
+    message = (
+        f"revision {current.revision} ({current.version}) undone: serving {back.version}"
+        f" again as revision {st.latest_revision}"
+    )
+    d.set_phase("RolledBack", "RolledBack", message, stalled=True)
+    d.emit("Warning", "Undone", message)
+
+
+def _retry_command(d: Draft) -> None:
+    token = d.take("retry")
+    if token is None:
+        return
+    st = d.status
+    if st.aborted_model_version is None:
+        d.emit("Normal", "CommandIgnored", "retry: nothing was rolled back")
+        return
+    d.emit("Normal", "Retrying", f"retrying {st.aborted_model_version} as a new revision")
+    st.aborted_revision = st.aborted_model_version = None

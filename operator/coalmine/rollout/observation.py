@@ -1,0 +1,51 @@
+"""What the operator saw during one reconcile: the only input of `plan` besides the resource."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from coalmine.analysis.verdict import Measurement
+from coalmine.api.modelversion import ModelVersion
+from coalmine.api.strategy import RolloutStrategySpec
+
+
+@dataclass(frozen=True)
+class VariantObservation:
+    """One variant's Deployment and pods, reduced to what rollout decisions need."""
+
+    model_version: str
+    """ModelVersion name the variant's Deployment runs."""
+    replicas: int
+    """Desired replicas of its Deployment."""
+    ready_replicas: int
+    rolled_out: bool
+    """The Deployment converged on its current template (generation observed, all updated
+    and ready)."""
+    restarts: int
+    """Highest container restart count among its current pods."""
+    crash_looping: bool
+    """A container waits in CrashLoopBackOff/Error, or terminated non-zero."""
+    failure_message: str | None
+    """E.g. the container's termination message."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The world as observed at `now`."""
+
+    now: datetime
+    """Aware UTC; `plan` never reads a clock."""
+    target: ModelVersion | None
+    """The ModelVersion spec.modelVersion names; None when it does not exist."""
+    target_valid: bool
+    """target.status.phase == "Validated"."""
+    strategy: RolloutStrategySpec | None
+    """The resolved strategyRef or the inline strategy; None when the ref is not found."""
+    stable: VariantObservation | None
+    """None: no stable Deployment yet."""
+    canary: VariantObservation | None
+    measurement: Measurement | None
+    """Set only when the caller measured because `measurement_due` asked."""
+    commands: dict[str, str]
+    """Current values of COMMAND_ANNOTATIONS (command name -> token)."""

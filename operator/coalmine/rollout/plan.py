@@ -1,0 +1,86 @@
+"""The rollout state machine's entry points: `plan` decides, `measurement_due` schedules.
+
+`plan(md, obs)` is pure: the same resource and observation give the same plan,
+and the status it returns is all the memory there is. Re-planning from that
+status with the same observation changes nothing and emits nothing, so a
+restarted operator continues wherever the last one stopped.
+"""
+
+from __future__ import annotations
+
+from coalmine.analysis.verdict import Measurement
+from coalmine.api.deployment import ModelDeployment
+from coalmine.rollout.conditions import conditions
+from coalmine.rollout.decision import Event, Intent, Plan
+from coalmine.rollout.draft import Draft
+from coalmine.rollout.machine import decide
+from coalmine.rollout.observation import Observation
+from coalmine.rollout.schedule import measurement_due, requeue_after
+
+__all__ = ["Event", "Intent", "Measurement", "Plan", "measurement_due", "plan"]
+
+
+def plan(md: ModelDeployment, obs: Observation) -> Plan:
+    """Decide the next status, what should run, and the events of this reconcile."""
+    d = Draft.start(md, obs)
+    decide(d)
+    _retire_canary(d)
+    for name in sorted(d.commands):
+        d.emit("Normal", "CommandIgnored", f"{name}: nothing to do in phase {d.status.phase}")
+    st = d.status
+    _set_weights_and_readiness(d)
+    limit = md.spec.revision_history_limit
+    st.history = st.history[-limit:] if limit else []
+    st.observed_generation = md.metadata.generation
+    st.conditions = conditions(d)
+    return Plan(
+        status=st,
+        intent=_intent(d),
+        events=tuple(d.events),
+        requeue_after=requeue_after(st, obs.strategy, obs.now),
+    )
+
+
+def _retire_canary(d: Draft) -> None:
+    """A promoted or superseded canary is forgotten once its delay passed; a rolled-back one
+    stays listed (at zero replicas) so `kubectl get` shows what was rejected."""
+    st = d.status
+    if d.in_rollout or st.canary is None or st.canary_scale_down_at is None:
+        return
+    if d.now < st.canary_scale_down_at or st.canary.model_version == st.aborted_model_version:
+        return
+    d.emit("Normal", "CanaryRemoved", f"canary {st.canary.version} scaled down")
+    st.canary = None
+    st.canary_scale_down_at = None
+
+
+def _set_weights_and_readiness(d: Draft) -> None:
+    st, obs = d.status, d.obs
+    if st.stable is not None:
+        st.stable.weight = 100 - (st.canary.weight if st.canary else 0)
+        st.stable.ready_replicas = obs.stable.ready_replicas if obs.stable else None
+    if st.canary is not None:
+        st.canary.ready_replicas = obs.canary.ready_replicas if obs.canary else None
+
+
+def _intent(d: Draft) -> Intent:
+    st = d.status
+    canary = st.canary
+    stable = st.stable.model_version if st.stable else None
+    if canary is None:
+        return Intent(stable, None, 0, 0, False)
+    if d.in_rollout and canary.weight == 100 and _steps_done(d):
+        stable = canary.model_version  # promoting: the stable Deployment takes the new version
+    retired = st.canary_scale_down_at is not None and d.now >= st.canary_scale_down_at
+    zero = not d.in_rollout and retired
+    return Intent(stable, canary.model_version, canary.weight, canary.mirror or 0, zero)
+
+
+def _steps_done(d: Draft) -> bool:
+    """All steps passed; without the strategy, keep whatever the stable Deployment runs so a
+    missing strategy never flips it back and forth."""
+    canary, index = d.status.canary, d.status.current_step_index
+    assert canary is not None
+    if d.obs.strategy is None:
+        return d.obs.stable is not None and d.obs.stable.model_version == canary.model_version
+    return (index or 0) >= len(d.obs.strategy.steps)

@@ -1,0 +1,77 @@
+"""When something is due: the next measurement, pause end, deadline or scale-down.
+
+Read by the caller before `plan` (should it measure now?) and by `plan` for the
+requeue delay, so both agree on one rule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from coalmine.api.base import parse_duration
+from coalmine.api.deployment import AnalysisRun, ModelDeployment, ModelDeploymentStatus
+from coalmine.api.strategy import Analysis, RolloutStrategySpec, Step
+
+
+def current_step(
+    status: ModelDeploymentStatus, strategy: RolloutStrategySpec | None
+) -> Step | None:
+    """The step being walked, once the canary is ready."""
+    index = status.current_step_index
+    if strategy is None or status.canary is None or index is None or status.step_started_at is None:
+        return None
+    return strategy.steps[index] if index < len(strategy.steps) else None
+
+
+def next_measurement(run: AnalysisRun, analysis: Analysis) -> datetime:
+    """Builtin metrics need a first scrape to start their window, taken right away; after
+    that one measurement per interval."""
+    if run.canary_snapshot is None and any(m.provider == "builtin" for m in analysis.metrics):
+        return run.started_at
+    return (run.last_measured_at or run.started_at) + parse_duration(analysis.interval)
+
+
+def measurement_due(
+    md: ModelDeployment, strategy: RolloutStrategySpec | None, now: datetime
+) -> Analysis | None:
+    """The analysis step that should be measured now (interval elapsed since last measurement),
+    else None."""
+    status = md.status
+    if status is None or status.phase == "Paused":
+        return None
+    step = current_step(status, strategy)
+    run = status.analysis_run
+    if step is None or step.analysis is None or run is None:
+        return None
+    if run.step_index != status.current_step_index:
+        return None
+    due = next_measurement(run, step.analysis)
+    return step.analysis if now >= due and now > run.started_at else None
+
+
+def requeue_after(
+    status: ModelDeploymentStatus, strategy: RolloutStrategySpec | None, now: datetime
+) -> float | None:
+    """Seconds until the earliest timed event, or None when only a watch can change things."""
+    times = []
+    if status.canary_scale_down_at is not None and status.canary_scale_down_at > now:
+        times.append(status.canary_scale_down_at)
+    if status.current_step_index is not None and status.rollout_started_at is not None:
+        if status.step_started_at is None and strategy is not None:
+            deadline = timedelta(seconds=strategy.progress_deadline_seconds)
+            times.append(status.rollout_started_at + deadline)
+        step = current_step(status, strategy)
+        if step is not None and step.pause is not None and step.pause.duration is not None:
+            assert status.step_started_at is not None
+            times.append(status.step_started_at + parse_duration(step.pause.duration))
+        run = status.analysis_run
+        if (
+            step is not None
+            and step.analysis is not None
+            and run is not None
+            and status.phase != "Paused"
+        ):
+            times.append(next_measurement(run, step.analysis))
+    if not times:
+        return None
+    return max(0.0, (min(times) - now).total_seconds())
