@@ -25,7 +25,9 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "coalmine.cli.main", "operator"],
+            # Only the tests' namespaces: other operators (e.g. a Helm-installed
+            # one under test) may own other namespaces of the same cluster.
+            [sys.executable, "-m", "coalmine.cli.main", "operator", "--namespace", "t-*"],
             cwd=REPO,
             env=env,
             stdout=log,
