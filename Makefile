@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LC := hack/localcluster
+HOST_PACKAGES := debootstrap lua5.1 wrk containerd runc containernetworking-plugins iptables conntrack
 
 .DEFAULT_GOAL := help
 
@@ -30,10 +31,22 @@ fmt: venv ## format the code
 crds: venv ## regenerate crds/ from the pydantic models
 	$(BIN)/python -m coalmine.api.crdgen crds
 
-check-generated: crds ## fail when generated files differ from what is checked in
-	@git diff --exit-code --stat -- crds || { echo "crds/ is stale: run 'make crds' and commit"; exit 1; }
+helm: ## build helm from Go modules (cached) and print its path
+	@hack/helm/build.sh
 
-test: venv lint check-generated ## everything CI runs: lint, generated files, all tests on a real cluster
+chart: crds ## copy crds/ into the chart and regenerate dist/install.yaml
+	hack/helm/render.sh
+
+check-generated: chart ## fail when generated files differ from what is checked in
+	@git diff --exit-code --stat -- crds charts/coalmine/files/crds dist \
+	  || { echo "generated files are stale: run 'make chart' and commit"; exit 1; }
+
+host-deps: ## Debian packages the tests use (root; installed only when missing)
+	@missing=""; for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
+test: venv host-deps lint check-generated ## everything CI runs: lint, generated files, all tests on a real cluster
 	$(BIN)/pytest
 
 unit: venv ## the fast tests only (no cluster)
@@ -50,4 +63,4 @@ cluster-status: ## show the local cluster's processes and node
 
 -include hack/images/images.mk
 
-.PHONY: help venv lint fmt crds check-generated test unit cluster-up cluster-down cluster-status
+.PHONY: help venv lint fmt crds helm chart check-generated host-deps test unit cluster-up cluster-down cluster-status

@@ -8,8 +8,9 @@ Versions of an iris classifier, each a real scikit-learn artifact (skops):
   iris-v3  a forest trained on mislabelled data: it never errors, it is just
            wrong, and only comparing its predictions with stable's shows it
 Faulty versions for the rollback tests:
-  iris-errors   a pipeline whose log transform turns negative inputs into NaN,
-                so those predictions fail inside the model (HTTP 500)
+  iris-errors   a pipeline that one-hot encodes rounded features and refuses
+                values it never saw: a petal width of 4 cm or more makes the
+                model raise (HTTP 500), typical inputs work
   iris-slow     a forest large enough to make every prediction slow
   iris-corrupt  bytes that are not a model, with a matching digest
 
@@ -32,7 +33,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
@@ -68,16 +69,14 @@ def models() -> dict[str, tuple[Any, str]]:
         ),
         "iris-errors": (
             make_pipeline(
-                FunctionTransformer(np.log),
-                FunctionTransformer(validate=True),
+                FunctionTransformer(np.rint),
+                OneHotEncoder(handle_unknown="error"),
                 LogisticRegression(max_iter=1000),
-            ).fit(xtr, ytr),
-            "fails on negative inputs",
+            ).fit(np.vstack([xtr, np.zeros((1, 4))]), np.append(ytr, 0)),
+            "fails on unseen petal widths",
         ),
         "iris-slow": (
-            RandomForestClassifier(n_estimators=1500, max_depth=None, random_state=0).fit(
-                xtr, ytr
-            ),
+            RandomForestClassifier(n_estimators=1500, max_depth=None, random_state=0).fit(xtr, ytr),
             "slow",
         ),
     }

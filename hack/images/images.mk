@@ -3,12 +3,15 @@
 IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 IMAGES_REPO := $(abspath $(IMAGES_DIR)/../..)
 
-.PHONY: images image-serving image-test-http image-base
+.PHONY: images image-serving image-operator image-test-http image-base
 
-images: image-serving image-test-http ## build every image into _out/images/
+images: image-serving image-operator image-test-http ## build every image into _out/images/
 
 image-serving: ## coalmine/serving: Debian 12 + Python 3.11 + the serving extra
 	bash $(IMAGES_REPO)/serving_image/build.sh
+
+image-operator: ## coalmine/operator: Debian 12 + Python 3.11 + the operator extra (kopf)
+	bash $(IMAGES_REPO)/operator_image/build.sh
 
 image-test-http: ## coalmine/test-http: the cluster smoke tests' static HTTP server
 	bash $(IMAGES_REPO)/hack/images/test-http/build.sh

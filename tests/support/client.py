@@ -118,7 +118,7 @@ class InClusterClient:
     def start_load(
         self,
         url: str,
-        body: Any,
+        bodies: list[Any],
         concurrency: int = 4,
         max_requests: int = 100_000,
         max_seconds: int = 600,
@@ -127,7 +127,7 @@ class InClusterClient:
             "/load/start",
             {
                 "url": url,
-                "body": body,
+                "bodies": bodies,
                 "concurrency": concurrency,
                 "maxRequests": max_requests,
                 "maxSeconds": max_seconds,

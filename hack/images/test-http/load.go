@@ -3,7 +3,10 @@ package main
 // A bounded load generator that runs inside the cluster, so tests can send
 // traffic to a Service's cluster IP and DNS name the way real clients do.
 //
-//	POST /load/start {"url", "body", "concurrency", "maxRequests", "maxSeconds"}
+//	POST /load/start {"url", "bodies", "concurrency", "maxRequests", "maxSeconds", "keepAlive"}
+//	                   bodies are sent round-robin; without keepAlive every request
+//	                   opens a new connection, so kube-proxy balances requests, not
+//	                   connections
 //	GET  /load/status  counts by HTTP status and by the answer's model_version,
 //	                   per second, plus the first errors
 //	POST /load/stop
@@ -26,11 +29,12 @@ const (
 )
 
 type loadRequest struct {
-	URL         string          `json:"url"`
-	Body        json.RawMessage `json:"body"`
-	Concurrency int             `json:"concurrency"`
-	MaxRequests int             `json:"maxRequests"`
-	MaxSeconds  int             `json:"maxSeconds"`
+	URL         string            `json:"url"`
+	Bodies      []json.RawMessage `json:"bodies"`
+	Concurrency int               `json:"concurrency"`
+	MaxRequests int               `json:"maxRequests"`
+	MaxSeconds  int               `json:"maxSeconds"`
+	KeepAlive   bool              `json:"keepAlive"`
 }
 
 type second struct {
@@ -90,30 +94,38 @@ func (l *loader) record(start time.Time, code int, version string, err error) {
 }
 
 func (l *loader) run(req loadRequest) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: maxConcurrency}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: maxConcurrency,
+		DisableKeepAlives:   !req.KeepAlive,
+	}}
 	deadline := time.Now().Add(time.Duration(req.MaxSeconds) * time.Second)
 	start := time.Now()
 	var wg sync.WaitGroup
-	next := func() bool {
+	next := func() (json.RawMessage, bool) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.status.Sent >= req.MaxRequests || time.Now().After(deadline) {
-			return false
+			return nil, false
 		}
 		select {
 		case <-l.stop:
-			return false
+			return nil, false
 		default:
 		}
+		body := req.Bodies[l.status.Sent%len(req.Bodies)]
 		l.status.Sent++
-		return true
+		return body, true
 	}
 	for i := 0; i < req.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next() {
-				resp, err := client.Post(req.URL, "application/json", bytes.NewReader(req.Body))
+			for {
+				body, ok := next()
+				if !ok {
+					return
+				}
+				resp, err := client.Post(req.URL, "application/json", bytes.NewReader(body))
 				code, version := 0, ""
 				if err == nil {
 					code = resp.StatusCode
@@ -139,8 +151,8 @@ func (l *loader) run(req loadRequest) {
 func (l *loader) routes(mux *http.ServeMux) {
 	mux.HandleFunc("/load/start", func(w http.ResponseWriter, r *http.Request) {
 		var req loadRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.URL == "" {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "need a JSON body with url"})
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.URL == "" || len(req.Bodies) == 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "need a JSON body with url and bodies"})
 			return
 		}
 		req.Concurrency = min(max(req.Concurrency, 1), maxConcurrency)
