@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from coalmine.metrics import RECONCILE
+
 log = logging.getLogger("coalmine.controller")
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -34,7 +36,6 @@ class Controller:
     dirty: set[Key] = field(default_factory=set)
     failures: dict[Key, int] = field(default_factory=dict)
     timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
-    durations: list[float] = field(default_factory=list)
 
     def enqueue(self, key: Key) -> None:
         if key in self.active:
@@ -66,18 +67,18 @@ class Controller:
             self.queued.discard(key)
             self.active.add(key)
             kind, namespace, name = key
-            started = time.monotonic()
+            started, result = time.monotonic(), "success"
             try:
                 delay = await asyncio.to_thread(self.reconcilers[kind], namespace, name)
                 self.failures.pop(key, None)
             except Exception:
+                result = "error"
                 attempts = self.failures.get(key, 0) + 1
                 self.failures[key] = attempts
                 delay = min(MAX_BACKOFF, 0.5 * 2**attempts)
                 log.exception("reconcile of %s %s/%s failed; retry in %.1fs", *key, delay)
             finally:
-                self.durations.append(time.monotonic() - started)
-                del self.durations[:-1000]
+                RECONCILE.labels(kind, result).observe(time.monotonic() - started)
                 self.active.discard(key)
                 self.queue.task_done()
             if key in self.dirty:

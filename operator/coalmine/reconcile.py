@@ -22,6 +22,7 @@ from coalmine.kube.client import Kube
 from coalmine.kube.events import post_event
 from coalmine.kube.observe import is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
+from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.observation import Observation
@@ -115,6 +116,7 @@ def reconcile_deployment(
     )
     decision = plan(md, obs)
     intent = decision.intent
+    record_decision(namespace, name, decision.status, decision.events, measurement)
 
     stable_mv = _model_version(kube, namespace, intent.stable_model_version)
     canary_mv = _model_version(kube, namespace, intent.canary_model_version)

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 
 import kopf
+import prometheus_client
 
 from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
@@ -28,6 +29,8 @@ def _operator(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port)
     asyncio.run(
         kopf.operator(
             standalone=True,
@@ -110,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness",
         default=None,
         help="serve kopf health checks at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    op.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port"
     )
     op.add_argument("--verbose", "-v", action="store_true")
     op.set_defaults(func=_operator)
