@@ -133,6 +133,8 @@ class Rollout:
             "--timeout=180s",
         )
         url = f"http://{self.name}.{self.namespace}.svc.cluster.local/v2/models/{self.name}/infer"
+        # kube-proxy programs a new Service a moment after its pods are Ready.
+        wait_for("the Service to answer", lambda: self.client.request(url, body(rows[0]))[0] == 200)
         self.client.start_load(url, [body(r) for r in rows], concurrency=4, max_seconds=480)
         print(f"\nload started at {time.strftime('%H:%M:%S')}")
         wait_for("the load to get answers", lambda: self.client.load_status()["ok"] > 20)
@@ -161,6 +163,19 @@ class Rollout:
         wait_for("10 s more of load", lambda: self._load_second() >= ended + 10, timeout=60)
         load = self.client.stop_load()
         md = self.cluster.get("modeldeployment", self.name, self.namespace)
+        if load["failed"]:  # the story next to the failures, for whoever reads the log
+            print(
+                self.cluster.kubectl(
+                    "-n",
+                    self.namespace,
+                    "get",
+                    "events",
+                    "--sort-by=.lastTimestamp",
+                    "-o",
+                    "custom-columns=T:.lastTimestamp,REASON:.reason,OBJ:.involvedObject.name,"
+                    "MSG:.message",
+                ).stdout
+            )
         return Outcome(md, load, ended)
 
     def _load_second(self) -> float:

@@ -10,6 +10,7 @@ the ready pods: canary/(stable + canary), reported in status.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from coalmine.api.deployment import ModelDeployment
@@ -31,7 +32,9 @@ def canary_replicas_for(stable: int, weight: int) -> int:
         return 0
     if weight >= 100:
         return stable
-    return max(1, round(stable * weight / (100 - weight)))
+    exact = stable * weight / (100 - weight)  # c / (s + c) == w / 100
+    candidates = {max(1, math.floor(exact)), max(1, math.ceil(exact))}
+    return min(candidates, key=lambda c: (abs(c / (stable + c) - weight / 100), c))
 
 
 def route(md: ModelDeployment, canary_running: bool, weight: int, canary_warm: bool) -> TrafficPlan:

@@ -1,0 +1,97 @@
+"""`coalmine status`: the rollout rendered as a timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coalmine.api import ModelDeployment
+from coalmine.api.strategy import RolloutStrategySpec
+from coalmine.cli.timeline import render
+from tests.integration.test_admission import model_deployment
+
+STEPS = RolloutStrategySpec.model_validate(
+    {
+        "steps": [
+            {"setWeight": 20},
+            {
+                "analysis": {
+                    "interval": "5s",
+                    "count": 2,
+                    "metrics": [
+                        {
+                            "name": "error-rate",
+                            "provider": "builtin",
+                            "builtin": {"metric": "errorRate"},
+                            "threshold": {"max": 0.05},
+                        }
+                    ],
+                }
+            },
+            {"pause": {}},
+        ]
+    }
+)
+
+
+def md(status: dict[str, Any] | None) -> ModelDeployment:
+    doc = model_deployment("iris")
+    doc["metadata"] |= {"namespace": "ml", "uid": "uid-1"}
+    if status is not None:
+        doc["status"] = status
+    return ModelDeployment.model_validate(doc)
+
+
+def test_unreconciled_deployment_says_so() -> None:
+    assert "not reconciled yet" in render(md(None), STEPS, [])
+
+
+def test_rolled_back_rollout_marks_the_failed_step_and_shows_the_figures() -> None:
+    status = {
+        "phase": "RolledBack",
+        "message": "analysis failed: error-rate 0.31 > max 0.05",
+        "stable": {"modelVersion": "iris-v1", "version": "v1", "revision": 1, "weight": 100},
+        "canary": {"modelVersion": "iris-v3", "version": "v3", "revision": 2, "weight": 0},
+        "currentStepIndex": 1,
+        "lastAnalysis": {
+            "revision": 2,
+            "stepIndex": 1,
+            "outcome": "Failed",
+            "time": "2026-11-27T12:00:05Z",
+            "metrics": [
+                {
+                    "name": "error-rate",
+                    "outcome": "Failed",
+                    "value": 0.31,
+                    "stableValue": 0.0,
+                    "sampleCount": 420,
+                }
+            ],
+        },
+        "history": [
+            {
+                "revision": 2,
+                "modelVersion": "iris-v3",
+                "version": "v3",
+                "outcome": "RolledBack",
+                "reason": "error-rate",
+                "time": "2026-11-27T12:00:05Z",
+            }
+        ],
+    }
+    events = [
+        {
+            "type": "Warning",
+            "reason": "RolledBack",
+            "message": "error-rate 0.31",
+            "lastTimestamp": "2026-11-27T12:00:05Z",
+        }
+    ]
+    text = render(md(status), STEPS, events)
+    lines = text.splitlines()
+    assert "  phase   RolledBack: analysis failed: error-rate 0.31 > max 0.05" in lines
+    assert "  ✓  1  setWeight 20%" in lines
+    assert any(line.startswith("  ✗  2  analysis 2 x every 5s") for line in lines)
+    assert "    3  pause until promote" in lines[lines.index("steps") + 3]
+    assert any("error-rate" in line and "0.31" in line and "420" in line for line in lines)
+    assert any("12:00:05" in line and "RolledBack" in line for line in lines)
+    assert any(line.startswith("  rev 2") and "iris-v3" in line for line in lines)

@@ -1,0 +1,77 @@
+"""The replica-ratio router: selectors at the ends, pod counts in between."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coalmine.api import ModelDeployment
+from coalmine.traffic.kubernetes import canary_replicas_for, route
+from tests.integration.test_admission import model_deployment
+
+
+def md(**spec: Any) -> ModelDeployment:
+    doc = model_deployment("iris")
+    doc["metadata"] |= {"namespace": "ml", "uid": "uid-1"}
+    doc["spec"].update(spec)
+    doc["spec"] = {k: v for k, v in doc["spec"].items() if v is not None}
+    return ModelDeployment.model_validate(doc)
+
+
+def main_selector(plan_objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
+    service = next(o for o in plan_objects if o["metadata"]["name"] == "iris")
+    selector: dict[str, str] = service["spec"]["selector"]
+    return selector
+
+
+def test_no_canary_sends_everything_to_stable() -> None:
+    plan = route(md(replicas=3), canary_running=False, weight=0, canary_warm=True)
+    assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
+
+
+def test_warm_canary_at_weight_zero_takes_no_traffic() -> None:
+    plan = route(md(replicas=3), canary_running=True, weight=0, canary_warm=True)
+    assert plan.canary_replicas == 1
+    assert plan.canary_share == 0
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
+
+
+def test_full_weight_selects_only_the_canary() -> None:
+    plan = route(md(replicas=2), canary_running=True, weight=100, canary_warm=True)
+    assert plan.canary_replicas == 2
+    assert plan.canary_share == 100
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "canary"
+
+
+def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
+    plan = route(md(replicas=1), canary_running=True, weight=20, canary_warm=True)
+    assert "coalmine.dev/variant" not in main_selector(plan.objects)
+    assert plan.canary_replicas == 1
+    assert plan.canary_share == 50  # one pod each: honest, not the asked 20
+
+
+def test_autoscaling_leaves_stable_count_to_the_hpa() -> None:
+    auto = md(replicas=None, autoscaling={"minReplicas": 4, "maxReplicas": 8})
+    plan = route(auto, canary_running=True, weight=20, canary_warm=True)
+    assert plan.stable_replicas is None
+    assert plan.canary_replicas == 1
+    assert any(o["kind"] == "HorizontalPodAutoscaler" for o in plan.objects)
+
+
+@pytest.mark.parametrize(("stable", "weight", "expected"), [(0, 50, 0), (4, 0, 0), (4, 100, 4)])
+def test_canary_replicas_edges(stable: int, weight: int, expected: int) -> None:
+    assert canary_replicas_for(stable, weight) == expected
+
+
+@given(st.integers(1, 50), st.integers(1, 99))
+def test_canary_share_is_the_closest_reachable_to_the_weight(stable: int, weight: int) -> None:
+    canary = canary_replicas_for(stable, weight)
+    assert canary >= 1
+    share = canary / (stable + canary)
+    for other in (canary - 1, canary + 1):
+        if other >= 1:
+            assert abs(share - weight / 100) <= abs(other / (stable + other) - weight / 100) + 1e-9
