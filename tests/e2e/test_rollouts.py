@@ -52,7 +52,8 @@ def metric(name: str, builtin: str, maximum: float, samples: int = 20) -> dict[s
 
 METRICS = [
     metric("error-rate", "errorRate", 0.05),
-    metric("latency-p99", "latencyP99", 40),
+    # Stable (logistic regression) answers in ~4 ms at p99 here, iris-slow in 18+ ms.
+    metric("latency-p99", "latencyP99", 12),
     metric("prediction-shift", "predictionShift", 0.2),
 ]
 
