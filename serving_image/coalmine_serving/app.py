@@ -1,0 +1,169 @@
+"""Routing and handlers for the V2, V1, health and metrics endpoints.
+
+Only inference endpoints are counted in the request metrics, so probes and
+scrapes never dilute the error rate the operator computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+
+from coalmine_serving import __version__, protocol_v1, protocol_v2
+from coalmine_serving.batching import Batcher
+from coalmine_serving.errors import NotFound, ServingError
+from coalmine_serving.http import JSON, Request, Respond, error_body
+from coalmine_serving.inputs import Matrix
+from coalmine_serving.metrics import CONTENT_TYPE, Metrics
+from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
+
+
+class App:
+    """One served model behind both protocols."""
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        model: ServedModel,
+        metrics: Metrics,
+        *,
+        max_batch_size: int,
+        max_batch_wait_ms: float,
+        max_rows: int,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.model = model
+        self.metrics = metrics
+        self.max_rows = max_rows
+        self.ready = True
+        self.batcher = Batcher(
+            model.predict,
+            metrics.batch,
+            max_batch_size=max_batch_size,
+            max_wait_ms=max_batch_wait_ms,
+        )
+        sample = np.asarray(model.predict(np.zeros((1, model.n_features))))
+        self._metadata = protocol_v2.model_metadata(
+            name, version, model, numpy_to_v2_datatype(sample.dtype)
+        )
+        name_b = name.encode()
+        self._v2_infer = {
+            b"/v2/models/" + name_b + b"/infer",
+            b"/v2/models/" + name_b + b"/versions/" + version.encode() + b"/infer",
+        }
+        self._v1_predict = b"/v1/models/" + name_b + b":predict"
+
+    def handle(self, request: Request, respond: Respond) -> None:
+        """Entry point for every complete HTTP request."""
+        started = time.perf_counter()
+        path = request.path
+        if path in self._v2_infer:
+            self._infer(request, respond, started, "v2")
+        elif path == self._v1_predict:
+            self._infer(request, respond, started, "v1")
+        else:
+            try:
+                protocol, status, body, content_type = self._route(request)
+            except ServingError as exc:
+                protocol, status, body, content_type = (
+                    _protocol_of(path),
+                    exc.status,
+                    error_body(exc.message),
+                    JSON,
+                )
+            respond(status, body, content_type)
+            if protocol is not None:
+                self.metrics.request(protocol, status, time.perf_counter() - started)
+
+    def _infer(self, request: Request, respond: Respond, started: float, protocol: str) -> None:
+        request_id: Any = None
+        try:
+            if request.method != b"POST":
+                raise ServingError("use POST for inference", status=405)
+            x: Matrix
+            if protocol == "v2":
+                x, request_id = protocol_v2.decode(request.body, self.model, self.max_rows)
+            else:
+                x = protocol_v1.decode(request.body, self.model, self.max_rows)
+        except ServingError as exc:
+            respond(exc.status, error_body(exc.message), JSON)
+            self.metrics.request(protocol, exc.status, time.perf_counter() - started)
+            return
+
+        def done(future: asyncio.Future[Any]) -> None:
+            exc = future.exception()
+            if exc is not None:
+                status, body = 500, error_body(str(exc))
+            elif protocol == "v2":
+                status = 200
+                body = protocol_v2.encode(self.name, self.version, request_id, future.result())
+            else:
+                status, body = 200, protocol_v1.encode(future.result())
+            respond(status, body, JSON)
+            self.metrics.request(protocol, status, time.perf_counter() - started)
+
+        self.batcher.submit(x).add_done_callback(done)
+
+    def _route(self, request: Request) -> tuple[str | None, int, bytes, bytes]:
+        parts = request.path.decode("utf-8", "replace").strip("/").split("/")
+        if request.method != b"GET":
+            if parts[-1] == "infer" or parts[-1].endswith(":predict"):
+                self._model_path(parts)  # 404 for an unknown model or version
+            raise ServingError(f"{request.method.decode()} is not allowed here", status=405)
+        if parts == ["metrics"]:
+            return None, 200, self.metrics.render(), CONTENT_TYPE.encode()
+        if parts == [""]:
+            return None, 200, b'{"status":"alive"}', JSON
+        if parts == ["v2"]:
+            doc = {"name": "coalmine", "version": __version__, "extensions": []}
+            return None, 200, orjson.dumps(doc), JSON
+        if parts == ["v2", "health", "live"]:
+            return None, 200, b'{"live":true}', JSON
+        if parts == ["v2", "health", "ready"]:
+            return None, *self._ready_body({"ready": self.ready}), JSON
+        if parts[:2] == ["v2", "models"] and len(parts) > 2:
+            rest = self._model_path(parts)
+            if rest == []:
+                return None, 200, self._metadata, JSON
+            if rest == ["ready"]:
+                return None, *self._ready_body({"name": self.name, "ready": self.ready}), JSON
+            if rest == ["infer"]:
+                raise ServingError("use POST for inference", status=405)
+        if parts == ["v1", "models"]:
+            return None, 200, orjson.dumps({"models": [self.name]}), JSON
+        if parts[:2] == ["v1", "models"] and len(parts) == 3:
+            self._model_path(parts)
+            body = {"name": self.name, "ready": self.ready}
+            return None, *self._ready_body(body), JSON
+        raise NotFound(f"no endpoint at {request.path.decode('utf-8', 'replace')}")
+
+    def _model_path(self, parts: list[str]) -> list[str]:
+        """Check the model (and version) named in the path; return what follows."""
+        name = parts[2].removesuffix(":predict")
+        if name != self.name:
+            raise NotFound(f"model {name!r} not found; this server serves {self.name!r}")
+        rest = parts[3:]
+        if rest[:1] == ["versions"]:
+            if len(rest) < 2 or rest[1] != self.version:
+                version = rest[1] if len(rest) > 1 else ""
+                raise NotFound(f"model {self.name!r} has no version {version!r}")
+            rest = rest[2:]
+        return rest
+
+    def _ready_body(self, doc: dict[str, Any]) -> tuple[int, bytes]:
+        return (200 if self.ready else 503), orjson.dumps(doc)
+
+
+def _protocol_of(path: bytes) -> str | None:
+    """Count failed inference calls (such as an unknown model) under their protocol."""
+    if path.startswith(b"/v2/models/") and path.endswith(b"/infer"):
+        return "v2"
+    if path.startswith(b"/v1/models/") and path.endswith(b":predict"):
+        return "v1"
+    return None

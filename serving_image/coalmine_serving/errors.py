@@ -1,0 +1,31 @@
+"""Errors that carry their HTTP status, so handlers never guess a code."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """A failure answered with ``status`` and ``{"error": message}``."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(ServingError):
+    """The client sent something the model cannot take (4xx, never a 500)."""
+
+    status = 400
+
+
+class NotFound(ServingError):
+    """Unknown route, model or version."""
+
+    status = 404
+
+
+class LoadError(Exception):
+    """The artifact cannot be served; its message is the one-line exit reason."""

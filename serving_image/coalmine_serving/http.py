@@ -1,0 +1,195 @@
+"""A minimal HTTP/1.1 server: asyncio Protocol + httptools, keep-alive, no framework.
+
+Each connection handles one request at a time in arrival order (pipelined
+requests queue behind it), which keeps responses ordered without a task per
+request. Handlers answer through a callback, synchronously or later, so the
+inference path never creates a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import httptools
+import orjson
+
+Respond = Callable[[int, bytes, bytes], None]
+Handler = Callable[["Request", Respond], None]
+
+REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    413: b"Payload Too Large",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+JSON = b"application/json"
+MAX_PIPELINED = 32  # queued requests per connection before reading pauses
+
+
+@dataclass(slots=True)
+class Request:
+    method: bytes
+    path: bytes
+    body: bytes
+    keep_alive: bool
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+class Connections:
+    """The open connections, so shutdown can close idle ones and wait for busy ones."""
+
+    def __init__(self) -> None:
+        self.open: set[HttpProtocol] = set()
+        self.closing = False
+
+    def close_idle(self) -> None:
+        self.closing = True
+        for conn in list(self.open):
+            if not conn.busy:
+                conn.close()
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "_body",
+        "_conns",
+        "_handler",
+        "_max_body",
+        "_parser",
+        "_pending",
+        "_size",
+        "_transport",
+        "_url",
+        "busy",
+    )
+
+    def __init__(self, handler: Handler, connections: Connections, max_body_bytes: int) -> None:
+        self._handler = handler
+        self._conns = connections
+        self._max_body = max_body_bytes
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._body: list[bytes] = []
+        self._size = 0
+        self._pending: list[Request] = []
+        self.busy = False
+
+    # asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._conns.open.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conns.open.discard(self)
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return  # already rejected; drop what is still arriving
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if self._transport is not None:
+                self._fail(400, f"malformed HTTP request: {exc}")
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._body = []
+        self._size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-length" and value.isdigit() and int(value) > self._max_body:
+            self._too_large()
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+        self._size += len(body)
+        if self._size > self._max_body:
+            self._too_large()
+
+    def on_message_complete(self) -> None:
+        path = self._url.split(b"?", 1)[0]
+        request = Request(
+            self._parser.get_method(),
+            path,
+            b"".join(self._body),
+            self._parser.should_keep_alive(),
+        )
+        if self.busy:
+            self._pending.append(request)
+            if len(self._pending) >= MAX_PIPELINED and self._transport is not None:
+                self._transport.pause_reading()  # back-pressure on a pipelining client
+        else:
+            self._dispatch(request)
+
+    # internals
+    def _too_large(self) -> None:
+        self._fail(413, f"request body larger than {self._max_body} bytes (--max-body-bytes)")
+        raise httptools.HttpParserError("body too large")  # stops the parser
+
+    def _fail(self, status: int, message: str) -> None:
+        self._write(status, error_body(message), JSON, keep_alive=False)
+
+    def _dispatch(self, request: Request) -> None:
+        self.busy = True
+        keep_alive = request.keep_alive
+
+        def respond(status: int, body: bytes, content_type: bytes) -> None:
+            self._write(status, body, content_type, keep_alive)
+            self.busy = False
+            if self._pending and self._transport is not None:
+                # Next loop turn, not recursion: a long pipeline must not grow the stack.
+                asyncio.get_running_loop().call_soon(self._dispatch_next)
+            elif self._conns.closing:
+                self.close()
+
+        self._handler(request, respond)
+
+    def _dispatch_next(self) -> None:
+        if self._pending and self._transport is not None and not self.busy:
+            if len(self._pending) == MAX_PIPELINED:
+                self._transport.resume_reading()
+            self._dispatch(self._pending.pop(0))
+
+    def _write(self, status: int, body: bytes, content_type: bytes, keep_alive: bool) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        keep_alive = keep_alive and not self._conns.closing
+        transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
+            % (
+                status,
+                REASONS.get(status, b"Unknown"),
+                content_type,
+                len(body),
+                b"" if keep_alive else b"connection: close\r\n",
+                body,
+            )
+        )
+        if not keep_alive:
+            self.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+            self._conns.open.discard(self)
