@@ -1,15 +1,18 @@
 """The `prometheus` analysis provider against a real Prometheus (Debian's package).
 
-Prometheus runs on the host, discovers the serving pods through the API
-server (kubernetes_sd, role pod) and scrapes their /metrics every second; the
-rollout's analysis is a PromQL error rate of the canary.
+Prometheus runs on the host and scrapes the serving pods' /metrics every
+second. Debian builds Prometheus without Kubernetes service discovery, so the
+fixture keeps a file_sd targets file in step with the pods; the rollout's
+analysis is a PromQL error rate of the canary.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -48,30 +51,42 @@ def prometheus(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         "scrape_configs": [
             {
                 "job_name": "coalmine-serving",
-                "kubernetes_sd_configs": [
-                    {"role": "pod", "kubeconfig_file": str(cluster.kubeconfig)}
-                ],
-                "relabel_configs": [
-                    {
-                        "source_labels": ["__meta_kubernetes_pod_label_coalmine_dev_variant"],
-                        "regex": ".+",
-                        "action": "keep",
-                    },
-                    {
-                        "source_labels": ["__meta_kubernetes_pod_container_port_number"],
-                        "regex": "8080",
-                        "action": "keep",
-                    },
-                    {
-                        "source_labels": ["__meta_kubernetes_namespace"],
-                        "target_label": "namespace",
-                    },
-                    {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                ],
+                "file_sd_configs": [{"files": [str(work / "targets.json")]}],
             }
         ],
     }
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (work / "targets.json").write_text("[]")
+    stop = threading.Event()
+
+    def discover() -> None:
+        """Serving pods of every namespace -> file_sd targets, once a second."""
+        while not stop.wait(1):
+            try:
+                pods = json.loads(
+                    cluster.kubectl(
+                        "get", "pods", "-A", "-l", "coalmine.dev/variant", "-o", "json"
+                    ).stdout
+                )["items"]
+            except RuntimeError:
+                continue
+            targets = [
+                {
+                    "targets": [f"{p['status']['podIP']}:8080"],
+                    "labels": {
+                        "namespace": p["metadata"]["namespace"],
+                        "pod": p["metadata"]["name"],
+                    },
+                }
+                for p in pods
+                if p["status"].get("podIP")
+            ]
+            tmp = work / "targets.json.tmp"
+            tmp.write_text(json.dumps(targets))
+            tmp.replace(work / "targets.json")
+
+    watcher = threading.Thread(target=discover, daemon=True)
+    watcher.start()
     port = free_port()
     address = f"http://127.0.0.1:{port}"
     log = (work / "prometheus.log").open("wb")
@@ -93,6 +108,8 @@ def prometheus(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> It
         )
         yield address
     finally:
+        stop.set()
+        watcher.join(timeout=10)
         proc.terminate()
         proc.wait(timeout=30)
 
