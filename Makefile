@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LC := hack/localcluster
-HOST_PACKAGES := debootstrap lua5.1 wrk containerd runc containernetworking-plugins iptables conntrack
+HOST_PACKAGES := debootstrap lua5.1 wrk prometheus chromium containerd runc containernetworking-plugins iptables conntrack
 
 .DEFAULT_GOAL := help
 
@@ -44,7 +44,7 @@ check-generated: chart ## fail when generated files differ from what is checked 
 host-deps: ## Debian packages the tests use (root; installed only when missing)
 	@missing=""; for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
 test: venv host-deps lint check-generated ## everything CI runs: lint, generated files, all tests on a real cluster
 	$(BIN)/pytest
@@ -64,3 +64,11 @@ cluster-status: ## show the local cluster's processes and node
 -include hack/images/images.mk
 
 .PHONY: help venv lint fmt crds helm chart check-generated host-deps test unit cluster-up cluster-down cluster-status
+
+demo: venv ## the story in one command: v1 served, v2 promoted, v3 rolled back, a report (DEMO_PACE=fast: no pauses)
+	$(BIN)/python hack/demo/demo.py up
+
+demo-down: venv ## remove what `make demo` created (the cluster only stays or goes as before the demo)
+	$(BIN)/python hack/demo/demo.py down
+
+.PHONY: demo demo-down

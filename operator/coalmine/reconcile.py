@@ -24,6 +24,7 @@ from coalmine.kube.observe import is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
+from coalmine.resources.naming import deployment_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
@@ -134,7 +135,7 @@ def reconcile_deployment(
     if canary_mv is not None:
         kube.apply(build_deployment(md, canary_mv, "canary", traffic.canary_replicas))
     elif canary_obs is not None:
-        kube.delete("Deployment", namespace, f"{name}-canary")
+        kube.delete("Deployment", namespace, deployment_name(md, "canary"))
     for obj in traffic.objects:
         kube.apply(obj)
 

@@ -7,7 +7,6 @@ ModelVersions use `pvc://coalmine-models/NAME.skops` like a user's would.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +14,11 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import REPO, Cluster, wait_for
+from examples import model_store
+from tests.support.cluster import REPO, Cluster
 
-CLAIM = "coalmine-models"
-HOST_ROOT = Path("/var/lib/coalmine-models")
+CLAIM = model_store.CLAIM
+HOST_ROOT = model_store.HOST_ROOT
 
 
 def train(out: Path) -> None:
@@ -42,49 +42,18 @@ def model_versions(out: Path) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs}
 
 
+def _kubectl(cluster: Cluster) -> model_store.Kubectl:
+    def run(*args: str, input: str | None = None) -> str:
+        return cluster.kubectl(*args, input=input).stdout
+
+    return run
+
+
 def provide_models(cluster: Cluster, namespace: str, trained: Path) -> dict[str, dict[str, Any]]:
-    """Copy the artifacts where a PV can serve them and bind the claim in `namespace`."""
+    """Serve the artifacts through the example model store and bind its claim in `namespace`."""
     if cluster.kind != "local":
         raise RuntimeError("hostPath model volumes need the local cluster (node = this host)")
-    folder = HOST_ROOT / namespace
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o755)
-    HOST_ROOT.chmod(0o755)
-    for artifact in trained.glob("*.skops"):
-        shutil.copy2(artifact, folder / artifact.name)
-        (folder / artifact.name).chmod(0o644)
-    pv_name = f"coalmine-models-{namespace}"
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv_name, "labels": {"coalmine.dev/test": "models"}},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadOnlyMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "hostPath": {"path": str(folder), "type": "Directory"},
-                "claimRef": {"namespace": namespace, "name": CLAIM},
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolumeClaim",
-            "metadata": {"name": CLAIM, "namespace": namespace},
-            "spec": {
-                "accessModes": ["ReadOnlyMany"],
-                "storageClassName": "",
-                "volumeName": pv_name,
-                "resources": {"requests": {"storage": "1Gi"}},
-            },
-        },
-    )
-    wait_for(
-        "the model claim to bind",
-        lambda: cluster.get("pvc", CLAIM, namespace)["status"].get("phase") == "Bound",
-        timeout=60,
-    )
+    model_store.provide(_kubectl(cluster), namespace, trained)
     versions = model_versions(trained)
     for doc in versions.values():
         doc["metadata"]["namespace"] = namespace
@@ -92,5 +61,4 @@ def provide_models(cluster: Cluster, namespace: str, trained: Path) -> dict[str,
 
 
 def remove_models(cluster: Cluster, namespace: str) -> None:
-    cluster.kubectl("delete", "pv", f"coalmine-models-{namespace}", "--wait=false", check=False)
-    shutil.rmtree(HOST_ROOT / namespace, ignore_errors=True)
+    model_store.remove(_kubectl(cluster), namespace)

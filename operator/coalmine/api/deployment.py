@@ -301,6 +301,68 @@ class HistoryEntry(ApiModel):
     time: AwareDatetime
 
 
+RECORD_POINTS = 120
+"""Most points kept in status.rolloutRecord; the oldest go first."""
+
+
+class PointMetric(ApiModel):
+    """One metric of a judged measurement, as drawn by `coalmine report`."""
+
+    canary: float | None = None
+    """The canary figure (for predictionShift: the shift between canary and stable)."""
+    stable: float | None = None
+    outcome: Outcome
+    kind: str | None = None
+    """What is measured: the builtin metric (errorRate, latencyP99, ...) or prometheus."""
+    max: float | None = None
+    """Highest passing value, when the threshold has one."""
+    min: float | None = None
+    """Lowest passing value, when the threshold has one."""
+
+
+class RecordPoint(ApiModel):
+    """The rollout at one moment: a weight change, a judged measurement, the end."""
+
+    time: AwareDatetime
+    step_index: Counter | None = None
+    canary_weight: Percent
+    """Percent of client requests the new version serves (100 once promoted, 0 after a
+    rollback)."""
+    phase: Phase
+    outcome: (
+        Literal[
+            "Successful",
+            "Failed",
+            "Inconclusive",
+            "Error",
+            "Promoted",
+            "RolledBack",
+            "Aborted",
+            "Superseded",
+        ]
+        | None
+    ) = None
+    """The measurement's verdict, or how the rollout ended."""
+    metrics: dict[Annotated[str, StringConstraints(max_length=253)], PointMetric] | None = Field(
+        default=None, max_length=16
+    )
+    message: Message | None = None
+    """Why it ended (rollback reason), on the last point."""
+
+
+class RolloutRecord(ApiModel):
+    """The story of the current or last rollout, kept so a report can be drawn afterwards."""
+
+    revision: Revision
+    model_version: KubeName
+    version: str
+    from_version: str | None = None
+    """The stable version when the rollout started."""
+    started_at: AwareDatetime
+    points: list[RecordPoint] = Field(default_factory=list, max_length=RECORD_POINTS)
+    """The newest points, oldest first."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state and rollout bookkeeping; all rollout state lives here."""
 
@@ -333,6 +395,8 @@ class ModelDeploymentStatus(ApiModel):
     )
     """Last token of each CLI command annotation the operator acted on."""
     history: list[HistoryEntry] = Field(default_factory=list, max_length=100)
+    rollout_record: RolloutRecord | None = None
+    """Weights, verdicts and the end of the current or last rollout (`coalmine report`)."""
     conditions: Conditions
 
 

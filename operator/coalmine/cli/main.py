@@ -12,14 +12,16 @@ import logging
 import sys
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 import prometheus_client
 
 from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
+from coalmine.cli import report
 from coalmine.cli.timeline import render
-from coalmine.kube.client import KINDS, Kube
+from coalmine.kube.client import Kube
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -83,17 +85,42 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    kube = Kube()
+    body = kube.get("ModelDeployment", args.namespace, args.name)
+    if body is None:
+        raise SystemExit(f"coalmine: modeldeployment {args.namespace}/{args.name} not found")
+    record = (body.get("status") or {}).get("rolloutRecord") or {}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.name}-rev{record.get('revision', 0)}"
+    page, png = out / f"{stem}.html", out / f"{stem}.png"
+    page.write_text(report.render(body), encoding="utf-8")
+    print(f"report: {page}")
+    if args.no_png:
+        return 0
+    if report.chromium() is None:
+        print("png: skipped, it needs chromium (Debian: apt-get install chromium)")
+        return 0
+    report.screenshot(page, png)
+    print(f"png: {png}")
+    return 0
+
+
 def _command(args: argparse.Namespace) -> int:
     kube, _ = _load(args)
     token = uuid.uuid4().hex[:12]
+    # Options ride in the token as words (coalmine.rollout.commands reads them).
     if args.command == "undo" and args.to_revision is not None:
-        token = f"{token}:{args.to_revision}"
+        token = f"{token} revision={args.to_revision}"
+    if args.command == "promote" and args.full:
+        token = f"{token} full"
     annotation = COMMAND_ANNOTATIONS[args.command]
-    kube._call(
-        "PATCH",
-        KINDS["ModelDeployment"].path(args.namespace, args.name),
-        body={"metadata": {"annotations": {annotation: token}}},
-        content_type="application/merge-patch+json",
+    kube.merge_patch(
+        "ModelDeployment",
+        args.namespace,
+        args.name,
+        {"metadata": {"annotations": {annotation: token}}},
     )
     print(
         f"{args.command} requested for {args.namespace}/{args.name} (token {token}); "
@@ -130,7 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         func=_status
     )
     target("history", "finished rollouts, newest last").set_defaults(func=_history)
-    target("promote", "skip the current pause or step").set_defaults(func=_command)
+    rep = target("report", "the current or last rollout as an HTML page and a PNG of it")
+    rep.add_argument("--out", default=".", help="folder for NAME-revN.html and .png")
+    rep.add_argument("--no-png", action="store_true", help="write only the HTML page")
+    rep.set_defaults(func=_report)
+    promote = target("promote", "skip the current pause or step")
+    promote.add_argument("--full", action="store_true", help="skip every remaining step")
+    promote.set_defaults(func=_command)
     target("abort", "roll the canary back now").set_defaults(func=_command)
     target("retry", "start again a rolled-back revision").set_defaults(func=_command)
     undo = target("undo", "roll back to a previous revision")

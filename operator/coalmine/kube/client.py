@@ -65,7 +65,7 @@ class Kube:
             api = client.ApiClient()
         self.api = api
 
-    def _call(
+    def request(
         self,
         method: str,
         path: str,
@@ -96,7 +96,7 @@ class Kube:
     def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
         """The object, or None when it does not exist."""
         try:
-            result: Manifest = self._call("GET", KINDS[kind].path(namespace, name))
+            result: Manifest = self.request("GET", KINDS[kind].path(namespace, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -109,7 +109,7 @@ class Kube:
         query = []
         if labels:
             query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items())))
-        result = self._call("GET", KINDS[kind].path(namespace), query=query)
+        result = self.request("GET", KINDS[kind].path(namespace), query=query)
         items: list[Manifest] = result.get("items", [])
         return items
 
@@ -117,7 +117,7 @@ class Kube:
         """Server-side apply; the operator wins conflicts on the fields it sets."""
         kind = KINDS[manifest["kind"]]
         meta = manifest["metadata"]
-        result: Manifest = self._call(
+        result: Manifest = self.request(
             "PATCH",
             kind.path(meta.get("namespace"), meta["name"]),
             body=manifest,
@@ -135,7 +135,7 @@ class Kube:
             "metadata": {"name": name, "namespace": namespace},
             "status": status,
         }
-        self._call(
+        self.request(
             "PATCH",
             k.path(namespace, name, "status"),
             body=body,
@@ -143,9 +143,26 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
 
+    def create(self, manifest: Manifest) -> None:
+        """Create an object; an existing one with the same name is left alone."""
+        kind, meta = KINDS[manifest["kind"]], manifest["metadata"]
+        try:
+            self.request("POST", kind.path(meta.get("namespace")), body=manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    def merge_patch(self, kind: str, namespace: str, name: str, patch: Manifest) -> None:
+        self.request(
+            "PATCH",
+            KINDS[kind].path(namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
     def delete(self, kind: str, namespace: str, name: str) -> None:
         try:
-            self._call(
+            self.request(
                 "DELETE",
                 KINDS[kind].path(namespace, name),
                 body={"propagationPolicy": "Background"},

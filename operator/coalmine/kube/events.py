@@ -7,9 +7,7 @@ import os
 from datetime import datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from coalmine.kube.client import KINDS, Kube
+from coalmine.kube.client import Kube
 
 COMPONENT = "coalmine-operator"
 
@@ -23,7 +21,7 @@ def post_event(
     message: str,
     now: datetime,
 ) -> None:
-    """Create one Event; failures are swallowed because events are advisory."""
+    """Create one Event, named after its content so a retried reconcile posts it once."""
     meta = involved["metadata"]
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     digest = hashlib.sha256(f"{meta['uid']}{reason}{message}{stamp}".encode()).hexdigest()[:10]
@@ -48,8 +46,4 @@ def post_event(
         "reportingComponent": COMPONENT,
         "reportingInstance": os.environ.get("HOSTNAME", COMPONENT),
     }
-    try:
-        kube._call("POST", KINDS["Event"].path(meta["namespace"]), body=body)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+    kube.create(body)

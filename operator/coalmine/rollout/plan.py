@@ -15,6 +15,7 @@ from coalmine.rollout.decision import Event, Intent, Plan
 from coalmine.rollout.draft import Draft
 from coalmine.rollout.machine import decide
 from coalmine.rollout.observation import Observation
+from coalmine.rollout.record import update_record
 from coalmine.rollout.schedule import measurement_due, requeue_after
 
 __all__ = ["Event", "Intent", "Measurement", "Plan", "measurement_due", "plan"]
@@ -29,6 +30,7 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
         d.emit("Normal", "CommandIgnored", f"{name}: nothing to do in phase {d.status.phase}")
     st = d.status
     _set_weights_and_readiness(d)
+    update_record(md.status, d)
     limit = md.spec.revision_history_limit
     st.history = st.history[-limit:] if limit else []
     st.observed_generation = md.metadata.generation
