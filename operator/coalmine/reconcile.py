@@ -128,16 +128,16 @@ def reconcile_deployment(
         md,
         canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
         weight=intent.canary_weight,
-        canary_warm=True,
     )
+    # Traffic first: a rollback moves clients off the canary before it scales down.
+    for obj in traffic.objects:
+        kube.apply(obj)
     if stable_mv is not None:
         kube.apply(build_deployment(md, stable_mv, "stable", traffic.stable_replicas))
     if canary_mv is not None:
         kube.apply(build_deployment(md, canary_mv, "canary", traffic.canary_replicas))
     elif canary_obs is not None:
         kube.delete("Deployment", namespace, deployment_name(md, "canary"))
-    for obj in traffic.objects:
-        kube.apply(obj)
 
     status = decision.status.model_copy(update={"url": service_url(md)})
     new_status = status.to_json()

@@ -28,27 +28,27 @@ def main_selector(plan_objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
 
 
 def test_no_canary_sends_everything_to_stable() -> None:
-    plan = route(md(replicas=3), canary_running=False, weight=0, canary_warm=True)
+    plan = route(md(replicas=3), canary_running=False, weight=0)
     assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
 
 
 def test_warm_canary_at_weight_zero_takes_no_traffic() -> None:
-    plan = route(md(replicas=3), canary_running=True, weight=0, canary_warm=True)
+    plan = route(md(replicas=3), canary_running=True, weight=0)
     assert plan.canary_replicas == 1
     assert plan.canary_share == 0
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
 
 
 def test_full_weight_selects_only_the_canary() -> None:
-    plan = route(md(replicas=2), canary_running=True, weight=100, canary_warm=True)
+    plan = route(md(replicas=2), canary_running=True, weight=100)
     assert plan.canary_replicas == 2
     assert plan.canary_share == 100
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "canary"
 
 
 def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
-    plan = route(md(replicas=1), canary_running=True, weight=20, canary_warm=True)
+    plan = route(md(replicas=1), canary_running=True, weight=20)
     assert "coalmine.dev/variant" not in main_selector(plan.objects)
     assert plan.canary_replicas == 1
     assert plan.canary_share == 50  # one pod each: honest, not the asked 20
@@ -56,7 +56,7 @@ def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
 
 def test_autoscaling_leaves_stable_count_to_the_hpa() -> None:
     auto = md(replicas=None, autoscaling={"minReplicas": 4, "maxReplicas": 8})
-    plan = route(auto, canary_running=True, weight=20, canary_warm=True)
+    plan = route(auto, canary_running=True, weight=20)
     assert plan.stable_replicas is None
     assert plan.canary_replicas == 1
     assert any(o["kind"] == "HorizontalPodAutoscaler" for o in plan.objects)

@@ -37,17 +37,17 @@ def canary_replicas_for(stable: int, weight: int) -> int:
     return min(candidates, key=lambda c: (abs(c / (stable + c) - weight / 100), c))
 
 
-def route(md: ModelDeployment, canary_running: bool, weight: int, canary_warm: bool) -> TrafficPlan:
+def route(md: ModelDeployment, canary_running: bool, weight: int) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent.
 
-    `canary_warm` keeps one canary pod up at weight 0, so the canary can be
-    checked for readiness before it takes any traffic.
+    A running canary keeps one pod up at weight 0, so it is proven Ready
+    before it takes any traffic.
     """
     autoscaling = md.spec.autoscaling
     stable = md.spec.stable_replicas
     base = autoscaling.min_replicas if autoscaling is not None else (stable or 0)
     canary = canary_replicas_for(base, weight) if canary_running else 0
-    if canary_running and canary_warm and canary == 0 and base > 0:
+    if canary_running and canary == 0 and base > 0:
         canary = 1
 
     service = build_service(md)
