@@ -226,16 +226,21 @@ class RolloutStrategySpec(ApiModel):
 
 def summarize(spec: RolloutStrategySpec) -> str:
     """One line per strategy, e.g. `20% > analysis 3x10s > 50% > pause`, for humans."""
-    return " > ".join(_describe(step) for step in spec.steps) or "promote when Ready"
+    return " > ".join(describe_step(step) for step in spec.steps) or "promote when Ready"
 
 
-def _describe(step: Step) -> str:
+def describe_step(step: Step, detail: bool = False) -> str:
+    """A step for humans; `detail` spells it out (for timelines) instead of abbreviating."""
     if step.set_weight is not None:
-        return f"{step.set_weight}%"
+        return f"setWeight {step.set_weight}%" if detail else f"{step.set_weight}%"
     if step.mirror is not None:
         return f"mirror {step.mirror}%"
     if step.analysis is not None:
-        return f"analysis {step.analysis.count}x{step.analysis.interval}"
+        a = step.analysis
+        if not detail:
+            return f"analysis {a.count}x{a.interval}"
+        names = ", ".join(m.name for m in a.metrics)
+        return f"analysis {a.count} x every {a.interval} ({names})"
     assert step.pause is not None  # Step validates that exactly one action is set
     return f"pause {step.pause.duration}" if step.pause.duration else "pause until promote"
 

@@ -6,22 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from coalmine.api.deployment import ModelDeployment
-from coalmine.api.strategy import RolloutStrategySpec, Step
+from coalmine.api.strategy import RolloutStrategySpec, describe_step
 
 MARKS = {"done": "✓", "current": "▶", "todo": " ", "failed": "✗"}
-
-
-def describe_step(step: Step) -> str:
-    if step.set_weight is not None:
-        return f"setWeight {step.set_weight}%"
-    if step.mirror is not None:
-        return f"mirror {step.mirror}%"
-    if step.pause is not None:
-        return f"pause {step.pause.duration}" if step.pause.duration else "pause until promote"
-    if step.analysis is not None:
-        names = ", ".join(m.name for m in step.analysis.metrics)
-        return f"analysis {step.analysis.count} x every {step.analysis.interval} ({names})"
-    return "?"
 
 
 def _clock(value: datetime | str | None) -> str:
@@ -74,7 +61,7 @@ def render(
                 mark = MARKS["failed"] if failed else MARKS["current"]
             else:
                 mark = MARKS["todo"]
-            lines.append(f"  {mark} {i + 1:>2}  {describe_step(step)}")
+            lines.append(f"  {mark} {i + 1:>2}  {describe_step(step, detail=True)}")
     if st.last_analysis is not None:
         a = st.last_analysis
         where = f"rev {a.revision}, step {a.step_index + 1}"
