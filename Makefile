@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 LC := hack/localcluster
+# Go builds the cluster, helm and test images; its usual home may be off PATH in CI.
+export PATH := $(PATH):/usr/local/go/bin
 HOST_PACKAGES := debootstrap lua5.1 wrk prometheus chromium containerd runc containernetworking-plugins iptables conntrack
 
 .DEFAULT_GOAL := help
