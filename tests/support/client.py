@@ -55,7 +55,7 @@ def http_server_deployment(
                                 "periodSeconds": 5,
                             },
                             # Endpoints go before the process stops taking requests.
-                            "lifecycle": {"preStop": {"sleep": {"seconds": 3}}},
+                            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
                             "securityContext": {
                                 "allowPrivilegeEscalation": False,
                                 "readOnlyRootFilesystem": True,
