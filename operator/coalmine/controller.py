@@ -23,7 +23,7 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 Reconciler = Callable[[str, str], float | None]
 
 MAX_BACKOFF = 60.0
-RESYNC_SECONDS = 30.0
+RESYNC_SECONDS = 300.0  # a safety net: watch events and plans' deadlines drive the rest
 
 
 @dataclass

@@ -119,11 +119,21 @@ def reconcile_deployment(
     intent = decision.intent
     record_decision(namespace, name, decision.status, decision.events, measurement)
 
-    stable_mv = _model_version(kube, namespace, intent.stable_model_version)
-    canary_mv = _model_version(kube, namespace, intent.canary_model_version)
+    known = {target.metadata.name: target} if target is not None else {}
+
+    def version(name: str | None) -> ModelVersion | None:
+        if name in known or not name:
+            return known.get(name or "")
+        found = _model_version(kube, namespace, name)
+        if found is not None:
+            known[name] = found
+        return found
+
+    stable_mv = version(intent.stable_model_version)
+    canary_mv = version(intent.canary_model_version)
     if canary_mv is None and canary_obs is not None:
         # Keep the finished canary's Deployment at zero replicas, as it was.
-        canary_mv = _model_version(kube, namespace, canary_obs.model_version)
+        canary_mv = version(canary_obs.model_version)
     traffic = route(
         md,
         canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,

@@ -145,11 +145,13 @@ def test_the_operator_runs_under_its_own_least_privilege_account(
     assert is_ready(pod)
     assert pod["spec"]["serviceAccountName"] == release.fullname
     (container,) = pod["spec"]["containers"]
-    assert container["args"][:3] == [
+    assert container["args"][:4] == [
         "operator",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--metrics-port=9090",
         f"--namespace={release.watched}",
     ]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     ns = release.watched
     status_patch = ("patch", "modeldeployments.coalmine.dev", "--subresource=status", "-n", ns)
     assert can_i(cluster, release, *status_patch)

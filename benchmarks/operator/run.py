@@ -1,0 +1,280 @@
+"""How the operator copes with many ModelDeployments: convergence time, memory, API requests.
+
+For each N (default 100 and 500) a fresh operator process (`counted_operator.py`:
+`coalmine operator` with its API requests counted) watches the `bench-ops`
+namespace, where one ModelVersion is applied and validated first; then N
+ModelDeployments with `replicas: 0` are applied in one `kubectl apply
+--server-side`. Reported per N:
+
+- converge: seconds from the start of that apply until every ModelDeployment
+  has status.observedGeneration == metadata.generation, a stable Deployment
+  with 0 replicas and its three Services (polled with list calls every 2 s),
+  and until every one is also Ready (the steady window starts then);
+- peak RSS of the operator process (VmHWM, read after the steady window);
+- API requests per object made by the operator from the apply until all are
+  Ready, counted in the operator process (exact, not sampled from the API
+  server), and per object per minute in a steady window afterwards;
+- mean reconcile time from `coalmine_reconcile_duration_seconds`;
+- the load average before and after, because the figures are only as clean as
+  the machine was quiet.
+
+Needs the cluster, the serving image loaded (the ModelVersion check Job runs
+it) and the CRDs (applied from crds/ only when missing). Run from the
+repository root; results go to benchmarks/operator/results.json:
+
+    PYTHONPATH=. .venv/bin/python benchmarks/operator/run.py [--sizes 100,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import config
+
+from coalmine.kube.client import Kube
+from tests.support.cluster import Cluster, ensure_namespace, find_or_start_cluster, wait_for
+from tests.support.crds import install_crds
+from tests.support.models import provide_models, remove_models, train
+
+HERE = Path(__file__).resolve().parent
+NAMESPACE = "bench-ops"
+MODEL_VERSION = "iris-v1"
+MANAGED = {"app.kubernetes.io/managed-by": "coalmine"}
+RESTRICTED = [("pod-security.kubernetes.io/enforce", "restricted")]
+SAMPLE = re.compile(r'^(\w+)\{client="(\w+)",method="(\w+)",resource="([\w/]+)"\} (\S+)$')
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Request counts by `client method resource`, and the ModelDeployment reconcile sums."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if m := SAMPLE.match(line):
+            if m[1] == "coalmine_bench_api_requests_total":
+                out[f"{m[2]} {m[3]} {m[4]}"] = float(m[5])
+        elif 'kind="ModelDeployment"' in line:
+            name, value = line.split(" ")
+            for suffix in ("count", "sum"):
+                if name.startswith(f"coalmine_reconcile_duration_seconds_{suffix}{{"):
+                    out[f"reconcile_{suffix}"] = out.get(f"reconcile_{suffix}", 0.0) + float(value)
+    return out
+
+
+def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+
+
+def requests_only(counts: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in counts.items() if " " in k}
+
+
+def model_deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "coalmine.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "modelVersion": MODEL_VERSION,
+            "replicas": 0,
+            "strategy": {"steps": [{"setWeight": 50}]},
+        },
+    }
+
+
+def converged(kube: Kube) -> tuple[int, int]:
+    """ModelDeployments observed with their objects, and those Ready; from three lists."""
+    deployments = {d["metadata"]["name"]: d for d in kube.list("Deployment", NAMESPACE, MANAGED)}
+    services = {s["metadata"]["name"] for s in kube.list("Service", NAMESPACE, MANAGED)}
+    observed = ready = 0
+    for md in kube.list("ModelDeployment", NAMESPACE):
+        name, status = md["metadata"]["name"], md.get("status") or {}
+        stable = deployments.get(f"{name}-stable")
+        observed += (
+            status.get("observedGeneration") == md["metadata"]["generation"]
+            and stable is not None
+            and stable["spec"].get("replicas") == 0
+            and {name, f"{name}-stable", f"{name}-canary"} <= services
+        )
+        ready += any(
+            c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])
+        )
+    return observed, ready
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmHWM (peak) and VmRSS of a process, in MiB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {k: int(fields[k].split()[0]) // 1024 for k in ("VmHWM", "VmRSS")}
+
+
+def start_operator(cluster: Cluster, port: int, log: Path) -> subprocess.Popen[bytes]:
+    shim = str(HERE / "counted_operator.py")
+    return subprocess.Popen(
+        [sys.executable, shim, "operator", "--namespace", NAMESPACE, "--metrics-port", str(port)],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def problems(log: Path) -> list[str]:
+    lines = log.read_text(errors="replace").splitlines()
+    return [line for line in lines if re.search(r" (ERROR|WARNING|CRITICAL) |Traceback", line)]
+
+
+def run_one(cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float) -> dict[str, Any]:
+    ensure_namespace(cluster, NAMESPACE, RESTRICTED)
+    versions = provide_models(cluster, NAMESPACE, trained)
+    port = free_port()
+    log = Path(tempfile.mkdtemp(prefix="coalmine-bench-ops-")) / "operator.log"
+    op = start_operator(cluster, port, log)
+    try:
+        cluster.apply(versions[MODEL_VERSION], namespace=NAMESPACE)
+        wait_for(
+            f"{MODEL_VERSION} to be validated",
+            lambda: (
+                (kube.get("ModelVersion", NAMESPACE, MODEL_VERSION) or {})
+                .get("status", {})
+                .get("phase")
+                == "Validated"
+            ),
+            timeout=240,
+        )
+        load_before, before = loadavg(), scrape(port)
+        docs = [model_deployment(f"md-{i:04d}") for i in range(n)]
+        started = time.monotonic()
+        cluster.kubectl(
+            "apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs), timeout=900
+        )
+        applied = time.monotonic() - started
+        half: float | None = None
+        converge: float | None = None
+        while True:
+            observed, ready = converged(kube)
+            took = time.monotonic() - started
+            if half is None and observed >= n / 2:
+                half = took
+            if converge is None and observed == n:
+                converge = took
+            if converge is not None and ready == n:
+                break
+            if took > 1800:
+                raise TimeoutError(f"{observed}/{n} observed, {ready} Ready after 30 min")
+            time.sleep(2)
+        all_ready = time.monotonic() - started
+        load_converged, at_converged = loadavg(), scrape(port)
+        time.sleep(steady)
+        at_end, mem = scrape(port), memory(op.pid)
+        load_after = loadavg()
+    finally:
+        op.send_signal(signal.SIGTERM)
+        try:
+            op.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            op.kill()
+        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+        wait_for(
+            "the namespace to be gone",
+            lambda: cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0,
+            timeout=900,
+            interval=2,
+        )
+        remove_models(cluster, NAMESPACE)
+    converging = delta(at_converged, before)
+    resync = delta(at_end, at_converged)
+    reqs = requests_only(converging)
+    reconciles = max(1.0, converging.get("reconcile_count", 0))
+    return {
+        "n": n,
+        "apply_seconds": round(applied, 1),
+        "half_converged_seconds": round(half, 1) if half is not None else None,
+        "converge_seconds": round(converge, 1),
+        "all_ready_seconds": round(all_ready, 1),
+        "peak_rss_mib": mem["VmHWM"],
+        "rss_mib": mem["VmRSS"],
+        "startup_requests": int(sum(requests_only(before).values())),
+        "requests_per_object": round(sum(reqs.values()) / n, 2),
+        "requests_per_object_by_kind": {k: round(v / n, 2) for k, v in sorted(reqs.items())},
+        "reconciles_per_object": round(converging.get("reconcile_count", 0) / n, 2),
+        "mean_reconcile_ms": round(1000 * converging.get("reconcile_sum", 0) / reconciles, 1),
+        "steady_seconds": steady,
+        "steady_requests_per_object_per_minute": round(
+            sum(requests_only(resync).values()) / n * 60 / steady, 2
+        ),
+        "steady_requests_per_object_per_minute_by_kind": {
+            k: round(v / n * 60 / steady, 2) for k, v in sorted(requests_only(resync).items())
+        },
+        "steady_reconciles_per_object_per_minute": round(
+            resync.get("reconcile_count", 0) / n * 60 / steady, 2
+        ),
+        "loadavg": {"before": load_before, "converged": load_converged, "after": load_after},
+        "operator_log_problems": problems(log)[:20],
+        "operator_log": str(log),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,500", help="comma-separated N")
+    parser.add_argument("--steady-seconds", type=float, default=60)
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    os.environ.setdefault("KUBECONFIG", "/var/lib/coalmine-cluster/admin.kubeconfig")
+    cluster = find_or_start_cluster()
+    if cluster.kubectl("get", "crd", "modeldeployments.coalmine.dev", check=False).returncode:
+        install_crds(cluster)
+    trained = Path(tempfile.gettempdir()) / "coalmine-bench-models"
+    trained.mkdir(exist_ok=True)
+    train(trained)
+    kube = Kube(config.new_client_from_config(str(cluster.kubeconfig)))  # type: ignore[no-untyped-call]
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        print(f"N={n}: running (load average {loadavg()})", flush=True)
+        results.append(run_one(cluster, kube, trained, n, args.steady_seconds))
+        print(json.dumps(results[-1], indent=2), flush=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"\n{'N':>5} {'apply s':>8} {'50% s':>7} {'100% s':>7} {'Ready s':>7} {'peak RSS':>9} "
+        f"{'req/obj':>8} {'rec/obj':>8} {'rec ms':>7} {'steady req/obj/min':>19}  load avg"
+    )
+    for r in results:
+        print(
+            f"{r['n']:>5} {r['apply_seconds']:>8} {r['half_converged_seconds']!s:>7} "
+            f"{r['converge_seconds']:>7} {r['all_ready_seconds']:>7} {r['peak_rss_mib']:>5} MiB "
+            f"{r['requests_per_object']:>8} "
+            f"{r['reconciles_per_object']:>8} {r['mean_reconcile_ms']:>7} "
+            f"{r['steady_requests_per_object_per_minute']:>19}  "
+            f"{r['loadavg']['before']} -> {r['loadavg']['after']}"
+        )
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
