@@ -46,7 +46,13 @@ def deploy(cluster: Cluster, namespace: str, name: str, image: str, replicas: in
     cluster.kubectl(
         "-n", namespace, "wait", "--for=condition=Available", f"deployment/{name}", "--timeout=120s"
     )
-    return node_port_url(cluster, namespace, name)
+    url = node_port_url(cluster, namespace, name)
+    # kube-proxy programs a new Service a moment (seconds on a busy node) after
+    # its pods are Ready. Connections refused before that leave conntrack
+    # entries that refuse later connections from the same source port, so a
+    # burst of load must not start until the Service answers.
+    wait_for("kube-proxy to program the Service", lambda: get_json(url + "/"), interval=1)
+    return url
 
 
 def ready_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
