@@ -70,6 +70,23 @@ def wait_validated(
     return mv
 
 
+def serve_v1(
+    cluster: Cluster, namespace: str, models: dict[str, dict[str, Any]], name: str = "iris"
+) -> None:
+    """iris-v1 validated and served Ready by a ModelDeployment called `name`."""
+    cluster.apply(models["iris-v1"], namespace=namespace)
+    wait_validated(cluster, "iris-v1", namespace)
+    cluster.apply(model_deployment(name, "iris-v1"), namespace=namespace)
+    cluster.kubectl(
+        "-n",
+        namespace,
+        "wait",
+        "--for=condition=Ready",
+        f"modeldeployment/{name}",
+        "--timeout=180s",
+    )
+
+
 def test_serves_a_model_version_and_answers_predictions(
     cluster: Cluster,
     namespace: str,
@@ -148,12 +165,8 @@ def test_invalid_versions_are_refused_with_the_reason(
 def test_an_invalid_new_version_does_not_disturb_what_serves(
     cluster: Cluster, namespace: str, models: dict[str, dict[str, Any]], client: InClusterClient
 ) -> None:
-    cluster.apply(models["iris-v1"], models["iris-corrupt"], namespace=namespace)
-    wait_validated(cluster, "iris-v1", namespace)
-    cluster.apply(model_deployment("iris", "iris-v1"), namespace=namespace)
-    cluster.kubectl(
-        "-n", namespace, "wait", "--for=condition=Ready", "modeldeployment/iris", "--timeout=180s"
-    )
+    cluster.apply(models["iris-corrupt"], namespace=namespace)
+    serve_v1(cluster, namespace, models)
     wait_validated(cluster, "iris-corrupt", namespace, expect="Invalid")
     cluster.apply(model_deployment("iris", "iris-corrupt"), namespace=namespace)
     wait_for(
@@ -206,12 +219,7 @@ def test_operator_killed_while_creating_five_deployments_converges(
 def test_operator_owns_only_status_and_its_children(
     cluster: Cluster, namespace: str, models: dict[str, dict[str, Any]]
 ) -> None:
-    cluster.apply(models["iris-v1"], namespace=namespace)
-    wait_validated(cluster, "iris-v1", namespace)
-    cluster.apply(model_deployment("iris", "iris-v1"), namespace=namespace)
-    cluster.kubectl(
-        "-n", namespace, "wait", "--for=condition=Ready", "modeldeployment/iris", "--timeout=180s"
-    )
+    serve_v1(cluster, namespace, models)
     for kind, name in [("modeldeployment", "iris"), ("modelversion", "iris-v1")]:
         managed = cluster.kubectl(
             "-n", namespace, "get", kind, name, "-o", "json", "--show-managed-fields"
@@ -240,12 +248,7 @@ def test_operator_owns_only_status_and_its_children(
 def test_deleting_a_model_deployment_removes_what_it_created(
     cluster: Cluster, namespace: str, models: dict[str, dict[str, Any]]
 ) -> None:
-    cluster.apply(models["iris-v1"], namespace=namespace)
-    wait_validated(cluster, "iris-v1", namespace)
-    cluster.apply(model_deployment("gone", "iris-v1"), namespace=namespace)
-    cluster.kubectl(
-        "-n", namespace, "wait", "--for=condition=Ready", "modeldeployment/gone", "--timeout=180s"
-    )
+    serve_v1(cluster, namespace, models, name="gone")
     selector = "coalmine.dev/deployment=gone"
     kinds = "deployments,replicasets,services,pods"
     assert cluster.kubectl("-n", namespace, "get", kinds, "-l", selector, "-o", "name").stdout
