@@ -7,13 +7,12 @@ a failure points at the cluster rather than at Coalmine.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
-from tests.support.client import http_server_deployment
+from tests.support.client import InClusterClient, http_server_deployment
 from tests.support.cluster import Cluster, wait_for
 
 
@@ -127,33 +126,22 @@ def test_unready_pod_gets_no_traffic(
 def test_rolling_update_keeps_serving(
     cluster: Cluster, namespace: str, test_http_image: str
 ) -> None:
-    url = deploy(cluster, namespace, "roll", test_http_image, replicas=2)
-    failures: list[str] = []
-    versions: list[str] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        # Bounded: at most 20,000 requests, ends when the rollout ends.
-        for _ in range(20_000):
-            if stop.is_set():
-                return
-            try:
-                versions.append(get_json(url + "/", timeout=5)["version"])
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                failures.append(repr(exc))
-
-    thread = threading.Thread(target=load, daemon=True)
-    thread.start()
+    deploy(cluster, namespace, "roll", test_http_image, replicas=2)
+    client = InClusterClient(cluster, namespace, test_http_image)
+    url = f"http://roll.{namespace}.svc.cluster.local/"
+    wait_for("the Service to answer in the cluster", lambda: client.request(url)[0] == 200)
+    # Bounded: one new connection per request, so every request is balanced anew.
+    client.start_load(url, [{}], concurrency=4, max_requests=200_000, max_seconds=300)
+    wait_for("answers from v1", lambda: client.load_status()["versions"].get("v1", 0) > 50)
     cluster.apply(
         http_server_deployment("roll", test_http_image, 2, version="v2"), namespace=namespace
     )
     cluster.kubectl("-n", namespace, "rollout", "status", "deployment/roll", "--timeout=180s")
-    wait_for("v2 to answer", lambda: versions and versions[-1] == "v2", timeout=30)
-    stop.set()
-    thread.join(timeout=30)
-    assert "v1" in versions
-    assert "v2" in versions
-    assert failures == [], f"{len(failures)} of {len(versions) + len(failures)} requests failed"
+    wait_for("answers from v2", lambda: client.load_status()["versions"].get("v2", 0) > 50)
+    load = client.stop_load()
+    assert load["failed"] == 0, (load["errors"], load["seconds"])
+    assert load["versions"]["v1"] > 0
+    assert load["versions"]["v2"] > 0
 
 
 def test_deleting_a_deployment_collects_its_pods(

@@ -1,6 +1,6 @@
 // Command test-http is a tiny static HTTP server for the cluster smoke tests.
 //
-//	GET /            {"pod": $HOSTNAME, "version": $VERSION}
+//	GET /            {"pod": $HOSTNAME, "version": $VERSION, "model_version": $VERSION}
 //	GET /healthz     200
 //	GET /readyz      200, or 503 when /tmp/unready exists or READY=false
 //	    /fail-ready  creates /tmp/unready: the pod turns unready from then on
@@ -70,7 +70,11 @@ func (s *server) routes() *http.ServeMux {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"pod": s.pod, "version": s.version})
+		// model_version too, so the load generator counts answers per version
+		// the way it does for the model server's.
+		writeJSON(w, http.StatusOK, map[string]string{
+			"pod": s.pod, "version": s.version, "model_version": s.version,
+		})
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
