@@ -32,7 +32,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,10 @@ from typing import Any
 import yaml
 from kubernetes import config
 
+from benchmarks.common import loadavg, prepare
 from coalmine.kube.client import Kube
-from tests.support.cluster import Cluster, ensure_namespace, find_or_start_cluster, wait_for
-from tests.support.crds import install_crds
-from tests.support.models import provide_models, remove_models, train
+from tests.support.cluster import Cluster, ensure_namespace, free_port, wait_for
+from tests.support.models import provide_models, remove_models
 
 HERE = Path(__file__).resolve().parent
 NAMESPACE = "bench-ops"
@@ -55,17 +54,6 @@ MODEL_VERSION = "iris-v1"
 MANAGED = {"app.kubernetes.io/managed-by": "coalmine"}
 RESTRICTED = [("pod-security.kubernetes.io/enforce", "restricted")]
 SAMPLE = re.compile(r'^(\w+)\{client="(\w+)",method="(\w+)",resource="([\w/]+)"\} (\S+)$')
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -246,13 +234,7 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=float, default=60)
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
-    os.environ.setdefault("KUBECONFIG", "/var/lib/coalmine-cluster/admin.kubeconfig")
-    cluster = find_or_start_cluster()
-    if cluster.kubectl("get", "crd", "modeldeployments.coalmine.dev", check=False).returncode:
-        install_crds(cluster)
-    trained = Path(tempfile.gettempdir()) / "coalmine-bench-models"
-    trained.mkdir(exist_ok=True)
-    train(trained)
+    cluster, trained = prepare()
     kube = Kube(config.new_client_from_config(str(cluster.kubeconfig)))  # type: ignore[no-untyped-call]
     results = []
     for n in (int(s) for s in args.sizes.split(",")):

@@ -42,10 +42,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import loadavg, prepare
 from tests.support.client import InClusterClient
-from tests.support.cluster import Cluster, ensure_namespace, find_or_start_cluster, wait_for
-from tests.support.crds import install_crds
-from tests.support.models import provide_models, remove_models, train
+from tests.support.cluster import Cluster, ensure_namespace, wait_for
+from tests.support.models import provide_models, remove_models
 from tests.support.rollout import (
     BAD_ROW,
     ROWS,
@@ -59,10 +59,6 @@ from tests.support.rollout import (
 HERE = Path(__file__).resolve().parent
 TEST_HTTP_IMAGE = "coalmine/test-http:0.1.0"
 RESTRICTED = [("pod-security.kubernetes.io/enforce", "restricted")]
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def timestamp(value: str) -> float:
@@ -167,13 +163,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per interval")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
-    os.environ.setdefault("KUBECONFIG", "/var/lib/coalmine-cluster/admin.kubeconfig")
-    cluster = find_or_start_cluster()
-    if cluster.kubectl("get", "crd", "modeldeployments.coalmine.dev", check=False).returncode:
-        install_crds(cluster)
-    trained = Path(tempfile.gettempdir()) / "coalmine-bench-models"
-    trained.mkdir(exist_ok=True)
-    train(trained)
+    cluster, trained = prepare()
     logs = Path(tempfile.mkdtemp(prefix="coalmine-bench-rollout-"))
     operator = subprocess.Popen(
         [sys.executable, "-m", "coalmine.cli.main", "operator", "--namespace", "bench-roll-*"],

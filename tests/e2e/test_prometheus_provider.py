@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import urllib.request
@@ -21,7 +20,7 @@ import pytest
 import yaml
 
 from tests.support.client import InClusterClient
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import Cluster, free_port, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.rollout import BAD_ROW, ROWS, Rollout, report, rolled_back
 
@@ -30,13 +29,6 @@ ERROR_RATE = (
     'code=~"5.."}[{{interval}}])) / '
     'sum(rate(coalmine_requests_total{namespace="{{namespace}}",variant="canary"}[{{interval}}]))'
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
