@@ -24,11 +24,11 @@ from coalmine.kube.observe import is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
-from coalmine.resources.naming import deployment_name
+from coalmine.resources.naming import deployment_name, service_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
-from coalmine.traffic.kubernetes import route
+from coalmine.traffic import route
 from coalmine.validation import plan_validation
 
 log = logging.getLogger("coalmine.reconcile")
@@ -138,10 +138,14 @@ def reconcile_deployment(
         md,
         canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
         weight=intent.canary_weight,
+        mirror=intent.mirror,
     )
     # Traffic first: a rollback moves clients off the canary before it scales down.
     for obj in traffic.objects:
         kube.apply(obj)
+    router = md.spec.traffic.router
+    if router != "gatewayAPI" and md.status is not None and md.status.router == "gatewayAPI":
+        kube.delete("HTTPRoute", namespace, service_name(md))
     if stable_mv is not None:
         kube.apply(build_deployment(md, stable_mv, "stable", traffic.stable_replicas))
     if canary_mv is not None:
@@ -149,7 +153,7 @@ def reconcile_deployment(
     elif canary_obs is not None:
         kube.delete("Deployment", namespace, deployment_name(md, "canary"))
 
-    status = decision.status.model_copy(update={"url": service_url(md)})
+    status = decision.status.model_copy(update={"url": service_url(md), "router": router})
     new_status = status.to_json()
     if new_status != (body.get("status") or {}):
         kube.apply_status("ModelDeployment", namespace, name, new_status)

@@ -372,6 +372,8 @@ class ModelDeploymentStatus(ApiModel):
     """Human summary of the phase, e.g. why it rolled back."""
     url: str | None = None
     """In-cluster URL of the stable endpoint."""
+    router: Literal["kubernetes", "gatewayAPI"] | None = None
+    """The traffic router last applied; switching away from gatewayAPI deletes the route."""
     stable: VariantStatus | None = None
     canary: VariantStatus | None = None
     current_step_index: Counter | None = None

@@ -5,25 +5,16 @@ at weight 0 and the canary pods only at weight 100, so those two ends are
 exact and a rollback takes effect as fast as kube-proxy applies one Service
 change. In between, both variants sit behind the Service and kube-proxy
 spreads connections evenly over pods, so the canary's share is its share of
-the ready pods: canary/(stable + canary), reported in status.
+the ready pods: canary/(stable + canary), reported in status. Mirroring needs
+a proxy, so `mirror` steps change nothing here.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from coalmine.api.deployment import ModelDeployment
-from coalmine.resources import Manifest, build_hpa, build_service
-from coalmine.resources.naming import VARIANT_LABEL
-
-
-@dataclass(frozen=True)
-class TrafficPlan:
-    stable_replicas: int | None  # None: the HPA owns the count
-    canary_replicas: int
-    objects: tuple[Manifest, ...]
-    canary_share: int  # percent of client traffic the canary really gets
+from coalmine.traffic.common import TrafficPlan, base_replicas, services
 
 
 def canary_replicas_for(stable: int, weight: int) -> int:
@@ -37,31 +28,27 @@ def canary_replicas_for(stable: int, weight: int) -> int:
     return min(candidates, key=lambda c: (abs(c / (stable + c) - weight / 100), c))
 
 
+def _canary_replicas(md: ModelDeployment, canary_running: bool, load: int) -> int:
+    """Canary pods for `load` percent of the stable traffic; one while warming at 0."""
+    if not canary_running:
+        return 0
+    base = base_replicas(md)
+    return max(canary_replicas_for(base, load), 1 if base > 0 else 0)
+
+
 def route(md: ModelDeployment, canary_running: bool, weight: int) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent.
 
     A running canary keeps one pod up at weight 0, so it is proven Ready
     before it takes any traffic.
     """
-    autoscaling = md.spec.autoscaling
-    stable = md.spec.stable_replicas
-    base = autoscaling.min_replicas if autoscaling is not None else (stable or 0)
-    canary = canary_replicas_for(base, weight) if canary_running else 0
-    if canary_running and canary == 0 and base > 0:
-        canary = 1
-
-    service = build_service(md)
+    base = base_replicas(md)
+    canary = _canary_replicas(md, canary_running, weight)
     if not canary_running or weight <= 0:
-        service["spec"]["selector"][VARIANT_LABEL] = "stable"
-        share = 0
+        objects, share = services(md, "stable"), 0
     elif weight >= 100:
-        service["spec"]["selector"][VARIANT_LABEL] = "canary"
-        share = 100
+        objects, share = services(md, "canary"), 100
     else:
+        objects = services(md, None)
         share = round(100 * canary / (base + canary)) if base + canary else 0
-
-    objects: list[Manifest] = [service, build_service(md, "stable"), build_service(md, "canary")]
-    hpa = build_hpa(md)
-    if hpa is not None:
-        objects.append(hpa)
-    return TrafficPlan(stable, canary, tuple(objects), share)
+    return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)

@@ -1,0 +1,66 @@
+"""The HTTPRoute of the `gatewayAPI` router: exact weights and request mirroring.
+
+One rule sends every path to the per-variant Services with the canary's weight;
+a mirror step adds a RequestMirror filter that copies requests to the canary
+while clients keep getting the stable answer. Fields the Gateway API CRD would
+default (group, kind, the catch-all match) are written out, so the object the
+API server stores equals the one applied and server-side apply sees no drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coalmine.api.deployment import ModelDeployment
+from coalmine.resources.naming import Manifest, Variant, common_labels, object_meta, service_name
+from coalmine.resources.service import SERVICE_PORT
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+def _backend(md: ModelDeployment, variant: Variant) -> dict[str, Any]:
+    return {"group": "", "kind": "Service", "name": service_name(md, variant), "port": SERVICE_PORT}
+
+
+def build_httproute(md: ModelDeployment, canary_weight: int | None, mirror: int = 0) -> Manifest:
+    """The route of `md`; `canary_weight` None leaves the canary out of it entirely.
+
+    `mirror` percent of requests are copied to the canary; `percent` is written
+    only below 100, so Gateway API CRDs older than v1.3 accept full mirroring.
+    """
+    settings = md.spec.traffic.gateway_api
+    if settings is None:
+        raise ValueError(f"ModelDeployment {md.metadata.name} has no traffic.gatewayAPI settings")
+    parent_refs = []
+    for ref in settings.parent_refs:
+        parent: dict[str, Any] = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": ref.name}
+        if ref.namespace is not None:
+            parent["namespace"] = ref.namespace
+        if ref.section_name is not None:
+            parent["sectionName"] = ref.section_name
+        if ref.port is not None:
+            parent["port"] = ref.port
+        parent_refs.append(parent)
+
+    backends = [{**_backend(md, "stable"), "weight": 100 - (canary_weight or 0)}]
+    if canary_weight is not None:
+        backends.append({**_backend(md, "canary"), "weight": canary_weight})
+    rule: dict[str, Any] = {
+        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+        "backendRefs": backends,
+    }
+    if canary_weight is not None and mirror > 0:
+        request_mirror: dict[str, Any] = {"backendRef": _backend(md, "canary")}
+        if mirror < 100:
+            request_mirror["percent"] = mirror
+        rule["filters"] = [{"type": "RequestMirror", "requestMirror": request_mirror}]
+
+    spec: dict[str, Any] = {"parentRefs": parent_refs, "rules": [rule]}
+    if settings.hostnames:
+        spec["hostnames"] = list(settings.hostnames)
+    return {
+        "apiVersion": f"{GATEWAY_GROUP}/v1",
+        "kind": "HTTPRoute",
+        "metadata": object_meta(service_name(md), md, common_labels(md)),
+        "spec": spec,
+    }

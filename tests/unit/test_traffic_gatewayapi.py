@@ -1,0 +1,138 @@
+"""The Gateway API router: an HTTPRoute with exact weights and mirroring."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coalmine.api import ModelDeployment
+from coalmine.resources.httproute import build_httproute
+from coalmine.traffic import route
+from tests.unit.test_traffic_kubernetes import main_selector, md
+
+GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
+
+
+def gw(**spec: Any) -> ModelDeployment:
+    return md(traffic=GATEWAY, **spec)
+
+
+def the_route(objects: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    (found,) = (o for o in objects if o["kind"] == "HTTPRoute")
+    return found
+
+
+def weights(httproute: dict[str, Any]) -> dict[str, int]:
+    (rule,) = httproute["spec"]["rules"]
+    return {b["name"]: b["weight"] for b in rule["backendRefs"]}
+
+
+def test_no_canary_routes_everything_to_stable_and_leaves_the_canary_out() -> None:
+    plan = route(gw(replicas=3), canary_running=False, weight=0, mirror=0)
+    assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
+    assert weights(the_route(plan.objects)) == {"iris-stable": 100}
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
+
+
+@pytest.mark.parametrize("weight", [0, 1, 20, 50, 99])
+def test_weights_are_exact_whatever_the_pod_counts(weight: int) -> None:
+    plan = route(gw(replicas=1), canary_running=True, weight=weight, mirror=0)
+    assert weights(the_route(plan.objects)) == {"iris-stable": 100 - weight, "iris-canary": weight}
+    assert plan.canary_share == weight
+    assert plan.canary_replicas == 1
+    # Callers that bypass the Gateway keep getting the proven version.
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
+
+
+def test_full_weight_moves_the_client_service_too() -> None:
+    plan = route(gw(replicas=2), canary_running=True, weight=100, mirror=0)
+    assert weights(the_route(plan.objects)) == {"iris-stable": 0, "iris-canary": 100}
+    assert plan.canary_replicas == 2
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "canary"
+
+
+def test_canary_is_sized_for_its_share() -> None:
+    sizes = [
+        route(gw(replicas=4), canary_running=True, weight=w, mirror=0).canary_replicas
+        for w in (0, 10, 25, 50, 99, 100)
+    ]
+    assert sizes == [1, 1, 1, 2, 4, 4]
+
+
+def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:
+    plan = route(gw(replicas=4), canary_running=True, weight=0, mirror=100)
+    (rule,) = the_route(plan.objects)["spec"]["rules"]
+    assert rule["filters"] == [
+        {
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"group": "", "kind": "Service", "name": "iris-canary", "port": 80}
+            },
+        }
+    ]
+    assert weights(the_route(plan.objects)) == {"iris-stable": 100, "iris-canary": 0}
+    assert plan.canary_share == 0
+    assert plan.canary_replicas == 4
+
+
+def test_partial_mirror_writes_the_percent() -> None:
+    plan = route(gw(replicas=4), canary_running=True, weight=10, mirror=25)
+    (rule,) = the_route(plan.objects)["spec"]["rules"]
+    assert rule["filters"][0]["requestMirror"]["percent"] == 25
+    assert plan.canary_replicas == 1
+
+
+def test_rollback_drops_the_mirror_with_the_canary() -> None:
+    plan = route(gw(replicas=2), canary_running=False, weight=0, mirror=0)
+    (rule,) = the_route(plan.objects)["spec"]["rules"]
+    assert "filters" not in rule
+
+
+def test_parent_refs_and_hostnames_are_passed_through_with_defaults_written_out() -> None:
+    traffic = {
+        "router": "gatewayAPI",
+        "gatewayAPI": {
+            "parentRefs": [
+                {"name": "edge", "namespace": "gateways", "sectionName": "http", "port": 8080}
+            ],
+            "hostnames": ["models.example.com"],
+        },
+    }
+    httproute = build_httproute(md(traffic=traffic), canary_weight=5)
+    assert httproute["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert httproute["metadata"]["name"] == "iris"
+    assert httproute["metadata"]["namespace"] == "ml"
+    assert httproute["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert httproute["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "edge",
+            "namespace": "gateways",
+            "sectionName": "http",
+            "port": 8080,
+        }
+    ]
+    assert httproute["spec"]["hostnames"] == ["models.example.com"]
+    (rule,) = httproute["spec"]["rules"]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+
+def test_a_deployment_without_gateway_settings_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"no traffic\.gatewayAPI"):
+        build_httproute(md(), canary_weight=10)
+
+
+def test_the_kubernetes_router_writes_no_route() -> None:
+    plan = route(md(replicas=2), canary_running=True, weight=20, mirror=50)
+    assert not any(o["kind"] == "HTTPRoute" for o in plan.objects)
+
+
+@given(st.integers(1, 20), st.integers(0, 100), st.integers(0, 100))
+def test_weights_always_sum_to_100(stable: int, weight: int, mirror: int) -> None:
+    plan = route(gw(replicas=stable), canary_running=True, weight=weight, mirror=mirror)
+    assert sum(weights(the_route(plan.objects)).values()) == 100
+    assert 1 <= plan.canary_replicas <= stable
