@@ -20,15 +20,17 @@ from coalmine.api.modelversion import ModelVersion
 from coalmine.api.strategy import Analysis, RolloutStrategy, RolloutStrategySpec
 from coalmine.kube.client import Kube
 from coalmine.kube.events import post_event
-from coalmine.kube.observe import is_ready, observe_variant, variant_pods
+from coalmine.kube.observe import gateway_classes, is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.naming import deployment_name, service_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
+from coalmine.rollout.decision import Event
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
 from coalmine.traffic import route
+from coalmine.traffic.gatewayapi import MIRROR_FEATURE, lacks_feature
 from coalmine.validation import plan_validation
 
 log = logging.getLogger("coalmine.reconcile")
@@ -134,11 +136,13 @@ def reconcile_deployment(
     if canary_mv is None and canary_obs is not None:
         # Keep the finished canary's Deployment at zero replicas, as it was.
         canary_mv = version(canary_obs.model_version)
+    mirror, warnings = _mirror(kube, md, intent.mirror)
+    events = [*decision.events, *warnings]
     traffic = route(
         md,
         canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
         weight=intent.canary_weight,
-        mirror=intent.mirror,
+        mirror=mirror,
     )
     # Traffic first: a rollback moves clients off the canary before it scales down.
     for obj in traffic.objects:
@@ -157,11 +161,32 @@ def reconcile_deployment(
     new_status = status.to_json()
     if new_status != (body.get("status") or {}):
         kube.apply_status("ModelDeployment", namespace, name, new_status)
-    for event in decision.events:
+    for event in events:
         post_event(
             kube, body, type_=event.type, reason=event.reason, message=event.message, now=now
         )
     return decision.requeue_after
+
+
+def _mirror(kube: Kube, md: ModelDeployment, wanted: int) -> tuple[int, list[Event]]:
+    """The mirror share the route may carry, and a warning when the Gateway cannot mirror."""
+    if not wanted or md.spec.traffic.router != "gatewayAPI":
+        return wanted, []
+    unable = [
+        gateway
+        for gateway, gateway_class in gateway_classes(kube, md).items()
+        if lacks_feature(gateway_class, MIRROR_FEATURE)
+    ]
+    if not unable:
+        return wanted, []
+    previous = md.status.canary.mirror if md.status and md.status.canary else None
+    if previous == wanted:  # said once already, when the mirror step started
+        return 0, []
+    message = (
+        f"mirroring left out: the GatewayClass of {', '.join(unable)} does not support "
+        f"{MIRROR_FEATURE}; the canary gets no shadow traffic"
+    )
+    return 0, [Event("Warning", "MirrorUnsupported", message)]
 
 
 def reconcile_model_version(

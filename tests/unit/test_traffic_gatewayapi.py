@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from coalmine.api import ModelDeployment
 from coalmine.resources.httproute import build_httproute
 from coalmine.traffic import route
+from coalmine.traffic.gatewayapi import MIRROR_FEATURE, lacks_feature
 from tests.unit.test_traffic_kubernetes import main_selector, md
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
@@ -136,3 +137,20 @@ def test_weights_always_sum_to_100(stable: int, weight: int, mirror: int) -> Non
     plan = route(gw(replicas=stable), canary_running=True, weight=weight, mirror=mirror)
     assert sum(weights(the_route(plan.objects)).values()) == 100
     assert 1 <= plan.canary_replicas <= stable
+
+
+@pytest.mark.parametrize(
+    ("gateway_class", "lacks"),
+    [
+        (None, False),  # unreadable: try
+        ({"status": {}}, False),  # lists nothing: try
+        ({"status": {"supportedFeatures": [{"name": "HTTPRoute"}]}}, True),
+        ({"status": {"supportedFeatures": [{"name": MIRROR_FEATURE}]}}, False),
+        ({"status": {"supportedFeatures": ["Gateway", MIRROR_FEATURE]}}, False),  # v1.1 strings
+        ({"status": {"supportedFeatures": ["Gateway"]}}, True),
+    ],
+)
+def test_a_class_lacks_mirroring_only_when_it_says_so(
+    gateway_class: dict[str, Any] | None, lacks: bool
+) -> None:
+    assert lacks_feature(gateway_class, MIRROR_FEATURE) is lacks

@@ -94,12 +94,17 @@ owner's finalizers subresource where OwnerReferencesPermissionEnforcement is on.
 Cluster-scoped reads kopf needs in every mode: it follows the CRDs it serves,
 and it lists and watches namespaces (names and labels) to notice the watched
 ones being deleted and created again; even with exact --namespace names it
-retries a refused list for several seconds before falling back.
+retries a refused list for several seconds before falling back. The gatewayAPI
+router reads the Gateways its routes attach to (often in a namespace of their
+own) and their GatewayClass, to learn whether the implementation mirrors.
 */}}
 {{- define "coalmine.clusterReads" -}}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways, gatewayclasses]
+  verbs: [get]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]

@@ -66,3 +66,16 @@ def observe_variant(
         failure_message=message,
     )
     return obs, dep
+
+
+def gateway_classes(kube: Kube, md: ModelDeployment) -> dict[str, dict[str, Any] | None]:
+    """Each parent Gateway of `md`'s route (namespace/name) -> its GatewayClass, if readable."""
+    settings = md.spec.traffic.gateway_api
+    found: dict[str, dict[str, Any] | None] = {}
+    for ref in settings.parent_refs if settings is not None else []:
+        ns = ref.namespace or md.metadata.namespace or "default"
+        gateway = kube.get("Gateway", ns, ref.name)
+        class_name = (gateway or {}).get("spec", {}).get("gatewayClassName")
+        gateway_class = kube.get("GatewayClass", None, class_name) if class_name else None
+        found[f"{ns}/{ref.name}"] = gateway_class
+    return found

@@ -6,6 +6,10 @@ canary is sized for the traffic it gets: its weight (or mirror share, whichever
 is larger) of the stable pod count, rounded up. Clients reach the model through
 the Gateway; the client Service stays for in-cluster callers that bypass it and
 serves stable until promotion, so those callers never see an unproven version.
+
+RequestMirror is an extended feature: an implementation without it may fail
+the whole rule (Traefik answers 500), so mirroring is left out of the route
+when a parent Gateway's class says it cannot mirror.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import math
 
 from coalmine.api.deployment import ModelDeployment
+from coalmine.resources import Manifest
 from coalmine.resources.httproute import build_httproute
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 
@@ -25,3 +30,20 @@ def route(md: ModelDeployment, canary_running: bool, weight: int, mirror: int) -
     objects = services(md, "canary" if share >= 100 else "stable")
     objects.append(build_httproute(md, share if canary_running else None, mirror))
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
+
+
+MIRROR_FEATURE = "HTTPRouteRequestMirror"
+
+
+def lacks_feature(gateway_class: Manifest | None, feature: str) -> bool:
+    """Whether a GatewayClass says its implementation lacks `feature`.
+
+    Implementations list what they support in status.supportedFeatures (Gateway
+    API v1.2+; names, or objects with a name). A class that lists nothing, or
+    cannot be read, is given the benefit of the doubt.
+    """
+    listed = ((gateway_class or {}).get("status") or {}).get("supportedFeatures")
+    if not listed:
+        return False
+    names = {f["name"] if isinstance(f, dict) else f for f in listed}
+    return feature not in names
