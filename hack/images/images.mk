@@ -3,7 +3,7 @@
 IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 IMAGES_REPO := $(abspath $(IMAGES_DIR)/../..)
 
-.PHONY: images image-serving image-operator image-test-http image-base
+.PHONY: images image-serving image-operator image-test-http image-traefik image-base
 
 images: image-serving image-operator image-test-http ## build every image into _out/images/
 
@@ -15,6 +15,9 @@ image-operator: ## coalmine/operator: Debian 12 + Python 3.11 + the operator ext
 
 image-test-http: ## coalmine/test-http: the cluster smoke tests' static HTTP server
 	bash $(IMAGES_REPO)/hack/images/test-http/build.sh
+
+image-traefik: ## coalmine/traefik: the Gateway API implementation the gatewayAPI router is tested on
+	bash $(IMAGES_REPO)/hack/gateway/build.sh
 
 image-base: ## the cached Debian 12 base rootfs alone
 	bash $(IMAGES_REPO)/hack/images/debian-base.sh >/dev/null
