@@ -12,9 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from coalmine.analysis import aggregate, measure, parse_metrics, previous_snapshots, window
 from coalmine.analysis.prometheus_client import query_prometheus
 from coalmine.analysis.queries import render_query
+from coalmine.api.base import ConditionStatus
+from coalmine.api.conditions import set_condition
 from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
 from coalmine.api.modelversion import ModelVersion
 from coalmine.api.strategy import Analysis, RolloutStrategy, RolloutStrategySpec
@@ -30,10 +34,12 @@ from coalmine.rollout.decision import Event
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
 from coalmine.traffic import route
-from coalmine.traffic.gatewayapi import MIRROR_FEATURE, lacks_feature
+from coalmine.traffic.gatewayapi import MIRROR_FEATURE, ROUTED, lacks_feature, route_acceptance
 from coalmine.validation import plan_validation
 
 log = logging.getLogger("coalmine.reconcile")
+ROUTE_RECHECK = 5.0
+"""Seconds until a route no Gateway has reported on yet is read again."""
 Clock = Callable[[], datetime]
 
 
@@ -145,8 +151,7 @@ def reconcile_deployment(
         mirror=mirror,
     )
     # Traffic first: a rollback moves clients off the canary before it scales down.
-    for obj in traffic.objects:
-        kube.apply(obj)
+    routed = _apply_traffic(kube, traffic.objects)
     router = md.spec.traffic.router
     if router != "gatewayAPI" and md.status is not None and md.status.router == "gatewayAPI":
         kube.delete("HTTPRoute", namespace, service_name(md))
@@ -157,7 +162,12 @@ def reconcile_deployment(
     elif canary_obs is not None:
         kube.delete("Deployment", namespace, deployment_name(md, "canary"))
 
-    status = decision.status.model_copy(update={"url": service_url(md), "router": router})
+    conditions = [c for c in decision.status.conditions if c.type != ROUTED]
+    if routed is not None:
+        conditions = set_condition(conditions, ROUTED, *routed, now, md.metadata.generation)
+    status = decision.status.model_copy(
+        update={"url": service_url(md), "router": router, "conditions": conditions}
+    )
     new_status = status.to_json()
     if new_status != (body.get("status") or {}):
         kube.apply_status("ModelDeployment", namespace, name, new_status)
@@ -165,7 +175,37 @@ def reconcile_deployment(
         post_event(
             kube, body, type_=event.type, reason=event.reason, message=event.message, now=now
         )
+    if routed is not None and routed[0] == "Unknown":
+        # The route's status is only read here: look again once the Gateway had a moment.
+        return min(decision.requeue_after or ROUTE_RECHECK, ROUTE_RECHECK)
     return decision.requeue_after
+
+
+def _apply_traffic(
+    kube: Kube, objects: tuple[dict[str, Any], ...]
+) -> tuple[ConditionStatus, str, str] | None:
+    """Apply the router's objects; the TrafficRouted condition when there is a route.
+
+    A cluster without the Gateway API CRDs refuses the route, not the rest: the
+    Services and Deployments still go out and stable keeps serving.
+    """
+    routed: tuple[ConditionStatus, str, str] | None = None
+    for obj in objects:
+        try:
+            applied = kube.apply(obj)
+        except ApiException as exc:
+            if obj["kind"] != "HTTPRoute" or exc.status != 404:
+                raise
+            log.warning("HTTPRoute %s not applied: %s", obj["metadata"]["name"], exc.reason)
+            routed = (
+                "False",
+                "GatewayAPIMissing",
+                "the API server does not serve HTTPRoutes: install the Gateway API CRDs",
+            )
+            continue
+        if obj["kind"] == "HTTPRoute":
+            routed = route_acceptance(applied)
+    return routed
 
 
 def _mirror(kube: Kube, md: ModelDeployment, wanted: int) -> tuple[int, list[Event]]:

@@ -57,6 +57,13 @@ def canary_share(client: InClusterClient, requests: int) -> tuple[float, dict[st
     return 100 * versions.get("v2", 0) / max(1, sum(versions.values())), load
 
 
+def routed(cluster: Cluster, namespace: str) -> tuple[str, str] | None:
+    """The ModelDeployment's TrafficRouted condition: (status, reason)."""
+    conditions = cluster.get("modeldeployment", "iris", namespace)["status"]["conditions"]
+    found = next((c for c in conditions if c["type"] == "TrafficRouted"), None)
+    return (found["status"], found["reason"]) if found else None
+
+
 def ended(client: InClusterClient) -> dict[str, Any] | None:
     s = client.load_status()
     return None if s["running"] else s
@@ -94,6 +101,7 @@ def test_gateway_splits_by_exact_weight_and_never_breaks_on_mirror(
     cluster.kubectl("-n", namespace, "wait", *ready)
     assert route_state(cluster, namespace) == ({"iris-stable": 100}, [])
     wait_for("Traefik to route to iris", lambda: answer(client) is not None, timeout=60)
+    wait_for("TrafficRouted", lambda: routed(cluster, namespace) == ("True", "RouteAccepted"))
 
     def status() -> dict[str, Any]:
         return cluster.get("modeldeployment", "iris", namespace).get("status") or {}
@@ -140,6 +148,7 @@ def test_gateway_splits_by_exact_weight_and_never_breaks_on_mirror(
     get_route = ("-n", namespace, "get", "httproute", "iris")
     gone = lambda: cluster.kubectl(*get_route, check=False).returncode != 0  # noqa: E731
     wait_for("the route to be deleted", gone, timeout=60)
+    wait_for("TrafficRouted to go with it", lambda: routed(cluster, namespace) is None)
 
 
 def test_every_route_shape_passes_the_gateway_api_schema(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from coalmine.api import ModelDeployment
 from coalmine.resources.httproute import build_httproute
 from coalmine.traffic import route
-from coalmine.traffic.gatewayapi import MIRROR_FEATURE, lacks_feature
+from coalmine.traffic.gatewayapi import MIRROR_FEATURE, lacks_feature, route_acceptance
 from tests.unit.test_traffic_kubernetes import main_selector, md
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
@@ -154,3 +154,45 @@ def test_a_class_lacks_mirroring_only_when_it_says_so(
     gateway_class: dict[str, Any] | None, lacks: bool
 ) -> None:
     assert lacks_feature(gateway_class, MIRROR_FEATURE) is lacks
+
+
+def parent(name: str, **conditions: str) -> dict[str, Any]:
+    return {
+        "parentRef": {"name": name},
+        "conditions": [
+            {"type": t, "status": s, "reason": f"R{t}", "message": f"m{t}"}
+            for t, s in conditions.items()
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("parents", "status", "reason", "says"),
+    [
+        ([], "Unknown", "AwaitingGateway", "no Gateway has reported"),
+        ([parent("edge", ResolvedRefs="True")], "Unknown", "AwaitingGateway", "accepted"),
+        ([parent("edge", Accepted="True", ResolvedRefs="True")], "True", "RouteAccepted", "edge"),
+        (
+            [parent("a", Accepted="True"), parent("b", Accepted="False")],
+            "False",
+            "RouteNotAccepted",
+            "b: Accepted False (RAccepted: mAccepted)",
+        ),
+        (
+            [parent("a", Accepted="True", ResolvedRefs="False")],
+            "False",
+            "RouteNotAccepted",
+            "a: ResolvedRefs False",
+        ),
+    ],
+)
+def test_route_acceptance_reads_every_parent(
+    parents: list[dict[str, Any]], status: str, reason: str, says: str
+) -> None:
+    got = route_acceptance({"status": {"parents": parents}})
+    assert got[:2] == (status, reason)
+    assert says in got[2]
+
+
+def test_a_route_without_status_awaits_its_gateway() -> None:
+    assert route_acceptance({})[0] == "Unknown"

@@ -1,4 +1,4 @@
-"""What every router shares: the plan it returns, canary sizing and the Services."""
+"""What every router shares: the plan it returns, the stable pod count, the Services."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 
+from coalmine.api.base import ConditionStatus
 from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
 from coalmine.resources.httproute import build_httproute
@@ -47,3 +48,33 @@ def lacks_feature(gateway_class: Manifest | None, feature: str) -> bool:
         return False
     names = {f["name"] if isinstance(f, dict) else f for f in listed}
     return feature not in names
+
+
+ROUTED = "TrafficRouted"
+"""Condition type: whether the Gateways accepted the route, as of the last reconcile."""
+
+
+def route_acceptance(httproute: Manifest) -> tuple[ConditionStatus, str, str]:
+    """The TrafficRouted condition (status, reason, message) from a route's status.
+
+    Each Gateway implementation reports per parent; the route is routed only
+    when every parent has accepted it and resolved its backends.
+    """
+    parents = (httproute.get("status") or {}).get("parents") or []
+    if not parents:
+        return "Unknown", "AwaitingGateway", "no Gateway has reported on the route yet"
+    problems, accepted = [], []
+    for parent in parents:
+        name = parent.get("parentRef", {}).get("name", "?")
+        conditions = {c.get("type"): c for c in parent.get("conditions") or []}
+        for type_ in ("Accepted", "ResolvedRefs"):
+            c = conditions.get(type_)
+            if c is not None and c.get("status") == "False":
+                problems.append(f"{name}: {type_} False ({c.get('reason')}: {c.get('message')})")
+        if conditions.get("Accepted", {}).get("status") == "True":
+            accepted.append(name)
+    if problems:
+        return "False", "RouteNotAccepted", "; ".join(problems)
+    if not accepted:
+        return "Unknown", "AwaitingGateway", "no Gateway has accepted the route yet"
+    return "True", "RouteAccepted", f"accepted by {', '.join(sorted(set(accepted)))}"
