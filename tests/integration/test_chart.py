@@ -163,12 +163,18 @@ def test_rbac_is_least_privilege(rendered: dict[str, list[dict[str, Any]]]) -> N
 def test_namespaced_mode(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["namespaced"]
     (cluster_role,) = by_kind(docs, "ClusterRole")
-    # The only cluster-wide permissions: kopf reading CRDs and namespaces.
+    # The only cluster-wide permissions: kopf reading CRDs and namespaces, and the
+    # gatewayAPI router reading its Gateways and their classes.
     assert cluster_role["rules"] == [
         {
             "apiGroups": ["apiextensions.k8s.io"],
             "resources": ["customresourcedefinitions"],
             "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["gateway.networking.k8s.io"],
+            "resources": ["gateways", "gatewayclasses"],
+            "verbs": ["get"],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
     ]
