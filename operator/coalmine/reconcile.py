@@ -30,11 +30,10 @@ from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.naming import deployment_name, service_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
-from coalmine.rollout.decision import Event
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
 from coalmine.traffic import route
-from coalmine.traffic.gatewayapi import MIRROR_FEATURE, ROUTED, lacks_feature, route_acceptance
+from coalmine.traffic.gatewayapi import ROUTED, allowed_mirror, route_acceptance
 from coalmine.validation import plan_validation
 
 log = logging.getLogger("coalmine.reconcile")
@@ -142,7 +141,10 @@ def reconcile_deployment(
     if canary_mv is None and canary_obs is not None:
         # Keep the finished canary's Deployment at zero replicas, as it was.
         canary_mv = version(canary_obs.model_version)
-    mirror, warnings = _mirror(kube, md, intent.mirror)
+    mirroring = intent.mirror and md.spec.traffic.router == "gatewayAPI"
+    classes = gateway_classes(kube, md) if mirroring else {}
+    previous = md.status.canary.mirror if md.status and md.status.canary else None
+    mirror, warnings = allowed_mirror(intent.mirror, previous, classes)
     events = [*decision.events, *warnings]
     traffic = route(
         md,
@@ -206,27 +208,6 @@ def _apply_traffic(
         if obj["kind"] == "HTTPRoute":
             routed = route_acceptance(applied)
     return routed
-
-
-def _mirror(kube: Kube, md: ModelDeployment, wanted: int) -> tuple[int, list[Event]]:
-    """The mirror share the route may carry, and a warning when the Gateway cannot mirror."""
-    if not wanted or md.spec.traffic.router != "gatewayAPI":
-        return wanted, []
-    unable = [
-        gateway
-        for gateway, gateway_class in gateway_classes(kube, md).items()
-        if lacks_feature(gateway_class, MIRROR_FEATURE)
-    ]
-    if not unable:
-        return wanted, []
-    previous = md.status.canary.mirror if md.status and md.status.canary else None
-    if previous == wanted:  # said once already, when the mirror step started
-        return 0, []
-    message = (
-        f"mirroring left out: the GatewayClass of {', '.join(unable)} does not support "
-        f"{MIRROR_FEATURE}; the canary gets no shadow traffic"
-    )
-    return 0, [Event("Warning", "MirrorUnsupported", message)]
 
 
 def reconcile_model_version(

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from coalmine.api import ModelDeployment
 from coalmine.resources.httproute import build_httproute
 from coalmine.traffic import route
-from coalmine.traffic.gatewayapi import MIRROR_FEATURE, lacks_feature, route_acceptance
+from coalmine.traffic.gatewayapi import (
+    MIRROR_FEATURE,
+    allowed_mirror,
+    lacks_feature,
+    route_acceptance,
+)
 from tests.unit.test_traffic_kubernetes import main_selector, md
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
@@ -196,3 +201,29 @@ def test_route_acceptance_reads_every_parent(
 
 def test_a_route_without_status_awaits_its_gateway() -> None:
     assert route_acceptance({})[0] == "Unknown"
+
+
+CANNOT = {"status": {"supportedFeatures": [{"name": "HTTPRoute"}]}}
+CAN = {"status": {"supportedFeatures": [{"name": MIRROR_FEATURE}]}}
+
+
+def test_mirroring_goes_ahead_when_every_gateway_can() -> None:
+    assert allowed_mirror(100, None, {"gw/a": CAN, "gw/b": None}) == (100, [])
+
+
+def test_no_mirror_asks_nothing() -> None:
+    assert allowed_mirror(0, None, {"gw/a": CANNOT}) == (0, [])
+
+
+def test_a_gateway_that_cannot_mirror_drops_it_and_warns_when_the_step_starts() -> None:
+    share, events = allowed_mirror(50, None, {"gw/a": CAN, "gw/b": CANNOT})
+    assert share == 0
+    (event,) = events
+    assert (event.type, event.reason) == ("Warning", "MirrorUnsupported")
+    assert "gw/b" in event.message
+    assert "gw/a" not in event.message
+
+
+def test_the_warning_is_given_once_per_mirror_step() -> None:
+    assert allowed_mirror(50, 50, {"gw/b": CANNOT}) == (0, [])
+    assert allowed_mirror(100, 50, {"gw/b": CANNOT})[1]  # a new share is a new step

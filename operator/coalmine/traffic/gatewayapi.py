@@ -20,6 +20,7 @@ from coalmine.api.base import ConditionStatus
 from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
 from coalmine.resources.httproute import build_httproute
+from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 
 
@@ -48,6 +49,26 @@ def lacks_feature(gateway_class: Manifest | None, feature: str) -> bool:
         return False
     names = {f["name"] if isinstance(f, dict) else f for f in listed}
     return feature not in names
+
+
+def allowed_mirror(
+    wanted: int, previous: int | None, classes: dict[str, Manifest | None]
+) -> tuple[int, list[Event]]:
+    """The mirror share the route may carry, given each parent Gateway's class.
+
+    When one cannot mirror, the share is 0 and a warning goes out once: when the
+    mirror step starts (`previous`, the share in status before it, differs).
+    """
+    unable = [gateway for gateway, cls in classes.items() if lacks_feature(cls, MIRROR_FEATURE)]
+    if not wanted or not unable:
+        return wanted, []
+    if previous == wanted:
+        return 0, []
+    message = (
+        f"mirroring left out: the GatewayClass of {', '.join(unable)} does not support "
+        f"{MIRROR_FEATURE}; the canary gets no shadow traffic"
+    )
+    return 0, [Event("Warning", "MirrorUnsupported", message)]
 
 
 ROUTED = "TrafficRouted"
