@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tests.support.cluster import Cluster, find_or_start_cluster
+from tests.support.cluster import Cluster, find_or_start_cluster, wait_for
 from tests.support.crds import install_crds
-from tests.support.models import train
+from tests.support.models import remove_models, train
 
 
 def loadavg() -> str:
@@ -25,3 +25,16 @@ def prepare() -> tuple[Cluster, Path]:
     trained.mkdir(exist_ok=True)
     train(trained)
     return cluster, trained
+
+
+def clean_up(cluster: Cluster, namespace: str, timeout: float) -> None:
+    """Delete a benchmark's namespace, wait until it is gone, and drop its model store:
+    the next run must not share a loaded node with this one's leftovers."""
+    cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    wait_for(
+        "the namespace to be gone",
+        lambda: cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0,
+        timeout=timeout,
+        interval=2,
+    )
+    remove_models(cluster, namespace)

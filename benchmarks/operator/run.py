@@ -43,10 +43,10 @@ from typing import Any
 import yaml
 from kubernetes import config
 
-from benchmarks.common import loadavg, prepare
+from benchmarks.common import clean_up, loadavg, prepare
 from coalmine.kube.client import Kube
 from tests.support.cluster import Cluster, ensure_namespace, free_port, wait_for
-from tests.support.models import provide_models, remove_models
+from tests.support.models import provide_models
 
 HERE = Path(__file__).resolve().parent
 NAMESPACE = "bench-ops"
@@ -187,14 +187,7 @@ def run_one(cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float) 
             op.wait(timeout=60)
         except subprocess.TimeoutExpired:
             op.kill()
-        cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
-        wait_for(
-            "the namespace to be gone",
-            lambda: cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0,
-            timeout=900,
-            interval=2,
-        )
-        remove_models(cluster, NAMESPACE)
+        clean_up(cluster, NAMESPACE, timeout=900)
     converging = delta(at_converged, before)
     resync = delta(at_end, at_converged)
     reqs = requests_only(converging)

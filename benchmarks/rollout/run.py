@@ -42,10 +42,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import loadavg, prepare
+from benchmarks.common import clean_up, loadavg, prepare
 from tests.support.client import InClusterClient
-from tests.support.cluster import Cluster, ensure_namespace, wait_for
-from tests.support.models import provide_models, remove_models
+from tests.support.cluster import Cluster, ensure_namespace
+from tests.support.models import provide_models
 from tests.support.rollout import (
     BAD_ROW,
     ROWS,
@@ -118,14 +118,7 @@ def run_once(
             out = rollout.change("iris-errors", strat, rolled_back)
         result = measure(out.md, out.load)
     finally:
-        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
-        wait_for(
-            "the namespace to be gone",
-            lambda: cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0,
-            timeout=300,
-            interval=2,
-        )
-        remove_models(cluster, namespace)
+        clean_up(cluster, namespace, timeout=300)
     return {
         "interval_s": interval,
         "run": index,

@@ -6,7 +6,6 @@ writes; the served model_version in each answer tells which variant answered.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -97,8 +96,7 @@ def test_gateway_splits_by_exact_weight_and_never_breaks_on_mirror(
     strat = strategy(steps)
     Rollout(cluster, namespace, client, models).register("iris-v1", "iris-v2")
     cluster.apply(deployment("iris-v1", strat), namespace=namespace)
-    ready = ("--for=condition=Ready", "modeldeployment/iris", "--timeout=180s")
-    cluster.kubectl("-n", namespace, "wait", *ready)
+    cluster.wait_ready("modeldeployment/iris", namespace)
     assert route_state(cluster, namespace) == ({"iris-stable": 100}, [])
     wait_for("Traefik to route to iris", lambda: answer(client) is not None, timeout=60)
     wait_for("TrafficRouted", lambda: routed(cluster, namespace) == ("True", "RouteAccepted"))
@@ -154,7 +152,7 @@ def test_gateway_splits_by_exact_weight_and_never_breaks_on_mirror(
 def test_every_route_shape_passes_the_gateway_api_schema(
     cluster: Cluster, namespace: str, traefik: None
 ) -> None:
-    doc = copy.deepcopy(deployment("iris-v1", strategy()))
+    doc = deployment("iris-v1", strategy())
     doc["metadata"] |= {"namespace": namespace, "uid": "00000000-0000-0000-0000-000000000001"}
     md = ModelDeployment.model_validate(doc)
     for weight, mirror in [(None, 0), (0, 0), (20, 0), (0, 100), (10, 25), (100, 0)]:

@@ -184,8 +184,7 @@ def test_install_serve_roll_out_upgrade_uninstall(
     wait_validated(cluster, "iris-v1", ns)
     wait_validated(cluster, "iris-v2", ns)
     cluster.apply(model_deployment("iris", "iris-v1"), namespace=ns)
-    ready = ("--for=condition=Ready", "modeldeployment/iris", "--timeout=180s")
-    cluster.kubectl("-n", ns, "wait", *ready)
+    cluster.wait_ready("modeldeployment/iris", ns)
     status, answer = wait_for(
         "a v1 prediction through the Service",
         lambda: (r := client.request(infer_url(ns, "iris"), infer_body(ROWS)))[0] == 200 and r,

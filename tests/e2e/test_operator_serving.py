@@ -77,14 +77,7 @@ def serve_v1(
     cluster.apply(models["iris-v1"], namespace=namespace)
     wait_validated(cluster, "iris-v1", namespace)
     cluster.apply(model_deployment(name, "iris-v1"), namespace=namespace)
-    cluster.kubectl(
-        "-n",
-        namespace,
-        "wait",
-        "--for=condition=Ready",
-        f"modeldeployment/{name}",
-        "--timeout=180s",
-    )
+    cluster.wait_ready(f"modeldeployment/{name}", namespace)
 
 
 def test_serves_a_model_version_and_answers_predictions(
@@ -99,9 +92,7 @@ def test_serves_a_model_version_and_answers_predictions(
     assert mv["status"]["verifiedSha256"] == models["iris-v1"]["spec"]["sha256"]
 
     cluster.apply(model_deployment("iris", "iris-v1"), namespace=namespace)
-    cluster.kubectl(
-        "-n", namespace, "wait", "--for=condition=Ready", "modeldeployment/iris", "--timeout=180s"
-    )
+    cluster.wait_ready("modeldeployment/iris", namespace)
     md = cluster.get("modeldeployment", "iris", namespace)
     assert md["status"]["phase"] == "Healthy"
     assert md["status"]["stable"]["modelVersion"] == "iris-v1"
@@ -197,14 +188,7 @@ def test_operator_killed_while_creating_five_deployments_converges(
         operator.kill()
         operator.start()
     for name in names:
-        cluster.kubectl(
-            "-n",
-            namespace,
-            "wait",
-            "--for=condition=Ready",
-            f"modeldeployment/{name}",
-            "--timeout=240s",
-        )
+        cluster.wait_ready(f"modeldeployment/{name}", namespace, timeout=240)
     deployments = json.loads(
         cluster.kubectl("-n", namespace, "get", "deployments", "-o", "json").stdout
     )["items"]

@@ -61,6 +61,11 @@ class Cluster:
         result: dict[str, Any] = json.loads(out)
         return result
 
+    def wait_ready(self, ref: str, namespace: str, timeout: int = 180) -> None:
+        """`kubectl wait` until `ref` (kind/name) has condition Ready=True."""
+        wait = ("wait", "--for=condition=Ready", ref, f"--timeout={timeout}s")
+        self.kubectl("-n", namespace, *wait, timeout=timeout + 10)
+
     def load_image(self, archive: Path) -> None:
         """Import an image archive (docker-archive or OCI tar) into the cluster's runtime."""
         if self.kind == "kind":

@@ -114,14 +114,7 @@ class Rollout:
 
     def serve(self, version: str, strat: dict[str, Any], rows: list[list[float]]) -> None:
         self.cluster.apply(self.md(version, strat), namespace=self.namespace)
-        self.cluster.kubectl(
-            "-n",
-            self.namespace,
-            "wait",
-            "--for=condition=Ready",
-            f"modeldeployment/{self.name}",
-            "--timeout=180s",
-        )
+        self.cluster.wait_ready(f"modeldeployment/{self.name}", self.namespace)
         url = f"http://{self.name}.{self.namespace}.svc.cluster.local/v2/models/{self.name}/infer"
         # kube-proxy programs a new Service a moment after its pods are Ready.
         wait_for("the Service to answer", lambda: self.client.request(url, body(rows[0]))[0] == 200)

@@ -5,7 +5,7 @@ at weight 0 and the canary pods only at weight 100, so those two ends are
 exact and a rollback takes effect as fast as kube-proxy applies one Service
 change. In between, both variants sit behind the Service and kube-proxy
 spreads connections evenly over pods, so the canary's share is its share of
-the ready pods: canary/(stable + canary), reported in status. Mirroring needs
+the ready pods: canary/(stable + canary), as `canary_share` says. Mirroring needs
 a proxy, so `mirror` steps change nothing here.
 """
 
