@@ -158,6 +158,9 @@ def test_an_invalid_new_version_does_not_disturb_what_serves(
 ) -> None:
     cluster.apply(models["iris-corrupt"], namespace=namespace)
     serve_v1(cluster, namespace, models)
+    url = infer_url(namespace, "iris")
+    # kube-proxy programs a new Service a moment after its pods are Ready.
+    wait_for("v1 through the Service", lambda: client.request(url, infer_body(ROWS))[0] == 200)
     wait_validated(cluster, "iris-corrupt", namespace, expect="Invalid")
     cluster.apply(model_deployment("iris", "iris-corrupt"), namespace=namespace)
     wait_for(
@@ -170,7 +173,7 @@ def test_an_invalid_new_version_does_not_disturb_what_serves(
     )
     md = cluster.get("modeldeployment", "iris", namespace)
     assert md["status"]["stable"]["modelVersion"] == "iris-v1"
-    status, answer = client.request(infer_url(namespace, "iris"), infer_body(ROWS))
+    status, answer = client.request(url, infer_body(ROWS))
     assert status == 200
     assert answer["model_version"] == "v1"
 
