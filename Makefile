@@ -67,7 +67,7 @@ cluster-status: ## show the local cluster's processes and node
 
 .PHONY: help venv lint fmt crds helm chart check-generated host-deps test unit cluster-up cluster-down cluster-status
 
-demo: venv ## the story in one command: v1 served, v2 promoted, v3 rolled back, a report (DEMO_PACE=fast: no pauses)
+demo: venv host-deps ## the story in one command: v1 served, v2 promoted, v3 rolled back, a report (DEMO_PACE=fast: no pauses)
 	$(BIN)/python hack/demo/demo.py up
 
 demo-down: venv ## remove what `make demo` created (the cluster only stays or goes as before the demo)
