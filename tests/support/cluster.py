@@ -1,8 +1,11 @@
 """Find or start the Kubernetes cluster the tests run against.
 
-Order: the cluster `KUBECONFIG` names; else kind when Docker, the kind CLI and
-a pullable node image are present; else the offline local cluster of
-`hack/localcluster`, started once per test session. Tests only see `Cluster`.
+Which one: `COALMINE_TEST_CLUSTER=kind` asks for kind, through pytest-kind's
+`KindCluster` with a kind binary built from Go modules (hack/kind/build.sh), so
+pytest-kind downloads nothing; it needs a Docker engine and kind's node image.
+`COALMINE_TEST_CLUSTER=local` asks for the offline local cluster of
+`hack/localcluster`. Unset: the cluster `KUBECONFIG` names, else the local
+cluster, started once per test session. Tests only see `Cluster`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pytest_kind import KindCluster
 
 REPO = Path(__file__).resolve().parents[2]
 LOCALCLUSTER = REPO / "hack" / "localcluster"
+CLUSTER_ENV = "COALMINE_TEST_CLUSTER"
+KIND_NAME = "coalmine-test"
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Cluster:
     kind: str  # "kubeconfig", "kind" or "local"
     kubectl_bin: str = "kubectl"
     env: dict[str, str] = field(default_factory=dict)
+    kind_cluster: KindCluster | None = None  # pytest-kind's handle on the kind path
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
@@ -68,8 +75,10 @@ class Cluster:
 
     def load_image(self, archive: Path) -> None:
         """Import an image archive (docker-archive or OCI tar) into the cluster's runtime."""
-        if self.kind == "kind":
-            subprocess.run(["kind", "load", "image-archive", str(archive)], check=True)
+        if self.kind_cluster is not None:
+            kc = self.kind_cluster
+            load = [str(kc.kind_path), "load", "image-archive", "--name", kc.name, str(archive)]
+            subprocess.run(load, check=True)
         elif self.kind == "local":
             subprocess.run([str(LOCALCLUSTER / "load-image.sh"), str(archive)], check=True)
         else:
@@ -104,12 +113,6 @@ def free_port() -> int:
         return port
 
 
-def _kind_available() -> bool:
-    if not (shutil.which("kind") and shutil.which("docker")):
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
-
-
 def _kubectl_bin() -> str:
     version = (LOCALCLUSTER / "versions.env").read_text()
     kube = next(
@@ -128,32 +131,59 @@ def _local_kubeconfig() -> Path:
     return Path(state) / "admin.kubeconfig"
 
 
+def choose_cluster(env: Mapping[str, str]) -> str:
+    """Which cluster the tests use: "kind", "local" or "kubeconfig" (pure)."""
+    wanted = env.get(CLUSTER_ENV, "")
+    if wanted not in ("", "kind", "local"):
+        raise ValueError(f"{CLUSTER_ENV} must be kind or local, not {wanted!r}")
+    return wanted or ("kubeconfig" if env.get("KUBECONFIG") else "local")
+
+
+def kind_missing() -> str | None:
+    """Why the kind path cannot run here, or None when a Docker engine answers."""
+    if shutil.which("docker") is None:
+        return "no docker CLI (kind runs its node as a Docker container)"
+    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
+        return "no Docker engine answers `docker info`"
+    return None
+
+
+def kind_binary() -> Path:
+    """kind built from Go modules (hack/kind/build.sh, cached after the first build)."""
+    out = subprocess.run(
+        [str(REPO / "hack" / "kind" / "build.sh")], capture_output=True, text=True, check=True
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+def kind_cluster(kind: Path, kubectl: Path, state: Path) -> KindCluster:
+    """pytest-kind's handle, given our binaries so that it downloads neither."""
+    state.mkdir(parents=True, exist_ok=True)
+    return KindCluster(
+        KIND_NAME, kubeconfig=state / "kubeconfig", kind_path=kind, kubectl_path=kubectl
+    )
+
+
+def start_kind() -> Cluster:
+    reason = kind_missing()
+    if reason is not None:
+        raise RuntimeError(f"{CLUSTER_ENV}=kind, but {reason}; unset it for the local cluster")
+    kubectl = _kubectl_bin()
+    kubectl_path = Path(shutil.which(kubectl) or kubectl)
+    kc = kind_cluster(kind_binary(), kubectl_path, REPO / "_out" / "kind")
+    kc.create()  # re-uses a running cluster of that name; `kind delete cluster --name ...`
+    return Cluster(Path(kc.kubeconfig_path), "kind", str(kubectl_path), kind_cluster=kc)
+
+
 def find_or_start_cluster() -> Cluster:
-    if os.environ.get("KUBECONFIG"):
+    choice = choose_cluster(os.environ)
+    if choice == "kind":
+        return start_kind()
+    if choice == "kubeconfig":
         given = Path(os.environ["KUBECONFIG"])
         # The local cluster named explicitly is still the local cluster (images load).
         kind = "local" if given.resolve() == _local_kubeconfig().resolve() else "kubeconfig"
         return Cluster(given, kind, _kubectl_bin())
-    if _kind_available():
-        name = "coalmine-test"
-        clusters = subprocess.run(
-            ["kind", "get", "clusters"], capture_output=True, text=True, check=False
-        )
-        if name not in clusters.stdout.split():
-            subprocess.run(
-                ["kind", "create", "cluster", "--name", name, "--wait", "120s"], check=True
-            )
-        path = REPO / "_out" / "kind.kubeconfig"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(
-            subprocess.run(
-                ["kind", "get", "kubeconfig", "--name", name],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        return Cluster(path, "kind")
     subprocess.run([str(LOCALCLUSTER / "up.sh")], check=True)
     out = subprocess.run(
         [str(LOCALCLUSTER / "status.sh"), "--kubeconfig"],
