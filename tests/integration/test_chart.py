@@ -28,11 +28,13 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}},
     },
     "service-monitor": {"serviceMonitor": {"enabled": True}},
+    "pod-monitor": {"podMonitor": {"enabled": True}},
     "crds-off": {"crds": {"install": False}},
     "everything": {
         "watchNamespaces": WATCHED,
         "networkPolicy": {"enabled": True},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "crds": {"install": True, "keep": False},
         "operator": {"verbose": True},
         "dashboard": {"enabled": False},
@@ -224,6 +226,8 @@ def test_optional_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert "ServiceMonitor" not in kinds["default"]
     assert "NetworkPolicy" in kinds["network-policy"]
     assert "ServiceMonitor" in kinds["service-monitor"]
+    assert "PodMonitor" not in kinds["default"]
+    assert "PodMonitor" in kinds["pod-monitor"]
     assert "CustomResourceDefinition" in kinds["default"]
     assert "CustomResourceDefinition" not in kinds["crds-off"]
     assert "ConfigMap" not in kinds["everything"]
@@ -237,6 +241,15 @@ def test_optional_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": WATCHED}
     assert monitor["spec"]["endpoints"][0]["port"] == "http"  # coalmine's Service port name
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    (operator_monitor,) = by_kind(rendered["everything"], "PodMonitor")
+    (deployment,) = by_kind(rendered["everything"], "Deployment")
+    selector = operator_monitor["spec"]["selector"]["matchLabels"]
+    assert selector == deployment["spec"]["selector"]["matchLabels"]
+    assert operator_monitor["spec"]["namespaceSelector"] == {"matchNames": [RELEASE_NS]}
+    (endpoint,) = operator_monitor["spec"]["podMetricsEndpoints"]
+    # The port the operator serves /metrics on; its own namespace label wins.
+    assert (endpoint["port"], endpoint["honorLabels"]) == ("metrics", True)
+    assert operator_monitor["metadata"]["labels"]["release"] == "prometheus"
 
 
 def test_dashboard(rendered: dict[str, list[dict[str, Any]]]) -> None:
@@ -296,9 +309,9 @@ def test_server_side_dry_run(
     unserved: list[dict[str, Any]] = []
     for doc in rendered[name]:
         (docs if doc["apiVersion"] in served else unserved).append(doc)
-    # Only the ServiceMonitor may be missing from a cluster without prometheus-operator;
-    # its shape is checked in test_optional_objects.
-    assert {d["kind"] for d in unserved} <= {"ServiceMonitor"}
+    # Only the Service/PodMonitor may be missing from a cluster without prometheus-operator;
+    # their shape is checked in test_optional_objects.
+    assert {d["kind"] for d in unserved} <= {"ServiceMonitor", "PodMonitor"}
     proc = cluster.kubectl(
         "apply", "--dry-run=server", "-o", "name", "-f", "-", input=yaml.safe_dump_all(docs)
     )
