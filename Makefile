@@ -36,6 +36,9 @@ crds: venv ## regenerate crds/ from the pydantic models
 helm: ## build helm from Go modules (cached) and print its path
 	@hack/helm/build.sh
 
+kind: ## build kind from Go modules (cached) and print its path (COALMINE_TEST_CLUSTER=kind uses it)
+	@hack/kind/build.sh
+
 chart: crds ## copy crds/ into the chart and regenerate dist/install.yaml
 	hack/helm/render.sh
 
@@ -65,7 +68,7 @@ cluster-status: ## show the local cluster's processes and node
 
 -include hack/images/images.mk
 
-.PHONY: help venv lint fmt crds helm chart check-generated host-deps test unit cluster-up cluster-down cluster-status
+.PHONY: help venv lint fmt crds helm kind chart check-generated host-deps test unit cluster-up cluster-down cluster-status
 
 demo: venv host-deps ## the story in one command: v1 served, v2 promoted, v3 rolled back, a report (DEMO_PACE=fast: no pauses)
 	$(BIN)/python hack/demo/demo.py up
