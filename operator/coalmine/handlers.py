@@ -75,15 +75,23 @@ async def on_model_deployment(type: str, namespace: str | None, name: str, **_: 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
 async def on_model_version(type: str, namespace: str | None, name: str, **_: Any) -> None:
-    if type == "DELETED" or not namespace:
+    if not namespace:
         return
     ctl = controller()
-    ctl.enqueue(("ModelVersion", namespace, name))
-    # Deployments waiting on this version (or serving it) re-decide.
+    if type != "DELETED":
+        ctl.enqueue(("ModelVersion", namespace, name))
+    # Deployments that want this version, or serve it (a deletion too), re-decide.
     kube: Kube = _state["kube"]
     for md in await asyncio.to_thread(kube.list, "ModelDeployment", namespace):
-        if md["spec"].get("modelVersion") == name:
+        if name in uses(md):
             ctl.enqueue(("ModelDeployment", namespace, md["metadata"]["name"]))
+
+
+def uses(md: Mapping[str, Any]) -> set[str]:
+    """The ModelVersions a ModelDeployment asks for or serves."""
+    status = md.get("status") or {}
+    serving = {(status.get(v) or {}).get("modelVersion") for v in ("stable", "canary")}
+    return {md.get("spec", {}).get("modelVersion"), *serving} - {None}
 
 
 @kopf.on.event(GROUP, VERSION, "rolloutstrategies")

@@ -121,3 +121,12 @@ def test_a_failure_sets_stalled_with_the_error_and_posts_one_event() -> None:
     assert "spec.replicas: must be <= 2147483647" in stalled["message"]
     event = kube.writes[1][1]
     assert (event["type"], event["reason"]) == ("Warning", RECONCILE_ERROR)
+
+
+def test_a_model_version_wakes_the_deployments_that_want_or_serve_it() -> None:
+    md = {
+        "spec": {"modelVersion": "iris-v2"},
+        "status": {"stable": {"modelVersion": "iris-v1"}, "canary": {"modelVersion": "iris-v2"}},
+    }
+    assert coalmine.handlers.uses(md) == {"iris-v1", "iris-v2"}
+    assert coalmine.handlers.uses({"spec": {"modelVersion": "a"}}) == {"a"}
