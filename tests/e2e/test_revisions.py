@@ -12,7 +12,15 @@ import copy
 from typing import Any
 
 from tests.support.cluster import Cluster, wait_for
-from tests.support.rollout import ROWS, Rollout, body, coalmine, rolled_back, strategy
+from tests.support.rollout import (
+    ROWS,
+    Rollout,
+    body,
+    coalmine,
+    report,
+    rolled_back,
+    strategy,
+)
 
 GATED = strategy([{"setWeight": 50}, {"pause": {}}])
 LIMITS = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
@@ -77,6 +85,7 @@ def test_a_resources_change_is_a_canary_that_stops_at_the_pause(rollout: Rollout
     rollout.spec = {"resources": LIMITS}
     at_pause = AtPause(rollout)
     out = rollout.change("iris-v1", GATED, promoted_revision(2), during=at_pause)
+    report("resources change", out)
     seen = at_pause.seen
     assert seen, "the rollout never stopped at the pause"
     canary = seen["status"]["canary"]
@@ -123,6 +132,7 @@ def test_a_model_version_recreated_with_another_artifact_is_a_canary(
     cluster.apply(mislabelled, namespace=ns)
     at_pause = AtPause(rollout)
     out = rollout.change("iris-v1", GATED, promoted_revision(2), during=at_pause)
+    report("model version re-created", out)
     seen = at_pause.seen
     assert seen, "the rollout never stopped at the pause"
     assert seen["status"]["canary"]["changes"] == ["artifact"]
@@ -146,6 +156,7 @@ def test_a_memory_limit_the_model_cannot_load_in_is_rolled_back(rollout: Rollout
     generation_before = generation(cluster, ns, "stable")
     rollout.spec = {"resources": TOO_SMALL}
     out = rollout.change("iris-v1", GATED, rolled_back)
+    report("memory limit too small", out)
     status = out.md["status"]
     assert "crash-looping" in status["message"], status["message"]
     assert status["canary"]["changes"] == ["resources"]
