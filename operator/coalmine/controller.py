@@ -21,6 +21,8 @@ log = logging.getLogger("coalmine.controller")
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 Reconciler = Callable[[str, str], float | None]
+FailureReporter = Callable[[str, str, str, Exception], None]
+"""(kind, namespace, name, error): make a failed reconcile visible on the object."""
 
 MAX_BACKOFF = 60.0
 RESYNC_SECONDS = 300.0  # a safety net: watch events and plans' deadlines drive the rest
@@ -29,6 +31,7 @@ RESYNC_SECONDS = 300.0  # a safety net: watch events and plans' deadlines drive 
 @dataclass
 class Controller:
     reconcilers: dict[str, Reconciler]
+    report_failure: FailureReporter | None = None
     workers: int = 4
     queue: asyncio.Queue[Key] = field(default_factory=asyncio.Queue)
     queued: set[Key] = field(default_factory=set)
@@ -36,8 +39,17 @@ class Controller:
     dirty: set[Key] = field(default_factory=set)
     failures: dict[Key, int] = field(default_factory=dict)
     timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None
+    """The loop `run` works on; the queue and the sets are touched only from it."""
 
     def enqueue(self, key: Key) -> None:
+        """Queue `key`; safe from any thread (off the loop, it is handed to the loop)."""
+        if self.loop is not None and not _running_on(self.loop):
+            self.loop.call_soon_threadsafe(self._enqueue, key)
+            return
+        self._enqueue(key)
+
+    def _enqueue(self, key: Key) -> None:
         if key in self.active:
             self.dirty.add(key)  # reconcile again once the running one ends
         elif key not in self.queued:
@@ -54,11 +66,20 @@ class Controller:
             previous.cancel()
         self.timers[key] = loop.call_at(due, self._fire, key)
 
+    async def _report(self, key: Key, error: Exception) -> None:
+        if self.report_failure is None:
+            return
+        try:
+            await asyncio.to_thread(self.report_failure, *key, error)
+        except Exception:  # the retry still comes; the log has both errors
+            log.exception("could not report the failed reconcile of %s %s/%s", *key)
+
     def _fire(self, key: Key) -> None:
         self.timers.pop(key, None)
         self.enqueue(key)
 
     async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await asyncio.gather(*(self._worker() for _ in range(self.workers)))
 
     async def _worker(self) -> None:
@@ -71,12 +92,13 @@ class Controller:
             try:
                 delay = await asyncio.to_thread(self.reconcilers[kind], namespace, name)
                 self.failures.pop(key, None)
-            except Exception:
+            except Exception as exc:
                 result = "error"
                 attempts = self.failures.get(key, 0) + 1
                 self.failures[key] = attempts
                 delay = min(MAX_BACKOFF, 0.5 * 2**attempts)
                 log.exception("reconcile of %s %s/%s failed; retry in %.1fs", *key, delay)
+                await self._report(key, exc)
             finally:
                 RECONCILE.labels(kind, result).observe(time.monotonic() - started)
                 self.active.discard(key)
@@ -85,3 +107,10 @@ class Controller:
                 self.dirty.discard(key)
                 self.enqueue(key)
             self.enqueue_after(key, RESYNC_SECONDS if delay is None else max(0.2, delay))
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

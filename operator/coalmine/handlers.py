@@ -3,7 +3,9 @@
 Only event handlers are used: no on.create/on.update state, no timers or
 daemons. So kopf stores no progress and adds no finalizers: the operator
 writes nothing to its resources but `status`, deleting a resource never
-waits for the operator, and all rollout memory stays in `status`.
+waits for the operator, and all rollout memory stays in `status`. Every
+handler is `async`, so it runs on the loop that owns the work queue (kopf
+runs a plain `def` in a worker thread).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import kopf
 from coalmine.api.base import GROUP, VERSION
 from coalmine.controller import Controller
 from coalmine.kube.client import Kube
-from coalmine.reconcile import reconcile_deployment, reconcile_model_version
+from coalmine.reconcile import reconcile_deployment, reconcile_model_version, report_failure
 from coalmine.resources.naming import DEPLOYMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from coalmine.resources.validation_job import MODEL_VERSION_LABEL
 
@@ -50,7 +52,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         {
             "ModelDeployment": lambda ns, n: reconcile_deployment(kube, ns, n),
             "ModelVersion": lambda ns, n: reconcile_model_version(kube, ns, n),
-        }
+        },
+        report_failure=lambda kind, ns, n, error: report_failure(kube, kind, ns, n, error),
     )
     _state["controller"] = ctl
     _state["kube"] = kube
@@ -65,22 +68,30 @@ async def cleanup(**_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-def on_model_deployment(type: str, namespace: str | None, name: str, **_: Any) -> None:
+async def on_model_deployment(type: str, namespace: str | None, name: str, **_: Any) -> None:
     if type != "DELETED" and namespace:
         controller().enqueue(("ModelDeployment", namespace, name))
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
 async def on_model_version(type: str, namespace: str | None, name: str, **_: Any) -> None:
-    if type == "DELETED" or not namespace:
+    if not namespace:
         return
     ctl = controller()
-    ctl.enqueue(("ModelVersion", namespace, name))
-    # Deployments waiting on this version (or serving it) re-decide.
+    if type != "DELETED":
+        ctl.enqueue(("ModelVersion", namespace, name))
+    # Deployments that want this version, or serve it (a deletion too), re-decide.
     kube: Kube = _state["kube"]
     for md in await asyncio.to_thread(kube.list, "ModelDeployment", namespace):
-        if md["spec"].get("modelVersion") == name:
+        if name in uses(md):
             ctl.enqueue(("ModelDeployment", namespace, md["metadata"]["name"]))
+
+
+def uses(md: Mapping[str, Any]) -> set[str]:
+    """The ModelVersions a ModelDeployment asks for or serves."""
+    status = md.get("status") or {}
+    serving = {(status.get(v) or {}).get("modelVersion") for v in ("stable", "canary")}
+    return {md.get("spec", {}).get("modelVersion"), *serving} - {None}
 
 
 @kopf.on.event(GROUP, VERSION, "rolloutstrategies")
@@ -95,7 +106,7 @@ async def on_strategy(type: str, namespace: str | None, name: str, **_: Any) -> 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
-def on_child(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+async def on_child(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     if not namespace:
         return
     owner = labels.get(DEPLOYMENT_LABEL)
@@ -107,7 +118,7 @@ def on_child(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-def on_job(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+async def on_job(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
     mv = labels.get(MODEL_VERSION_LABEL)
     if mv and namespace:
         controller().enqueue(("ModelVersion", namespace, mv))

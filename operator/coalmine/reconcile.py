@@ -18,10 +18,12 @@ from kubernetes.client.exceptions import ApiException
 from coalmine.analysis import aggregate, measure, parse_metrics, previous_snapshots, window
 from coalmine.analysis.prometheus_client import query_prometheus
 from coalmine.analysis.queries import render_query
-from coalmine.api.base import ConditionStatus
+from coalmine.api.base import Condition, ConditionStatus
 from coalmine.api.conditions import set_condition
 from coalmine.api.deployment import (
     COMMAND_ANNOTATIONS,
+    RECONCILING,
+    STALLED,
     ModelDeployment,
     ModelDeploymentStatus,
     Pin,
@@ -38,6 +40,7 @@ from coalmine.resources.deployment import pin_for, renders
 from coalmine.resources.naming import deployment_name, service_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.commands import new_commands
+from coalmine.rollout.draft import clip
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
 from coalmine.traffic import route
@@ -269,6 +272,36 @@ def _apply_traffic(
         if obj["kind"] == "HTTPRoute":
             routed = route_acceptance(applied)
     return routed
+
+
+RECONCILE_ERROR = "ReconcileError"
+
+
+def report_failure(
+    kube: Kube, kind: str, namespace: str, name: str, error: Exception, clock: Clock = utcnow
+) -> None:
+    """A reconcile raised: say so on the object (Stalled with the error, a Warning Event once
+    per distinct error), so a retried failure is never invisible."""
+    body = kube.get(kind, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    now = clock()
+    message = clip(f"reconcile failed (retried with backoff): {type(error).__name__}: {error}")
+    status = dict(body.get("status") or {})
+    conditions = [Condition.model_validate(c) for c in status.get("conditions", [])]
+    stalled = next((c for c in conditions if c.type == STALLED), None)
+    if stalled is not None and (stalled.reason, stalled.message) == (RECONCILE_ERROR, message):
+        return
+    generation = body["metadata"].get("generation")
+    conditions = set_condition(
+        conditions, STALLED, "True", RECONCILE_ERROR, message, now, generation
+    )
+    conditions = set_condition(
+        conditions, RECONCILING, "False", RECONCILE_ERROR, message, now, generation
+    )
+    status["conditions"] = [c.to_json() for c in conditions]
+    kube.apply_status(kind, namespace, name, status)
+    post_event(kube, body, type_="Warning", reason=RECONCILE_ERROR, message=message, now=now)
 
 
 def reconcile_model_version(

@@ -14,6 +14,7 @@ from tests.support.crds import install_crds
 from tests.support.images import build_and_load
 from tests.support.models import provide_models, remove_models, train
 from tests.support.operator import OperatorProcess
+from tests.support.rollout import Rollout
 
 TEST_HTTP_IMAGE = "coalmine/test-http:0.1.0"
 RESTRICTED = [
@@ -78,3 +79,15 @@ def models(cluster: Cluster, namespace: str, trained: Path) -> Iterator[dict[str
 @pytest.fixture
 def client(cluster: Cluster, namespace: str, test_http_image: str) -> InClusterClient:
     return InClusterClient(cluster, namespace, test_http_image)
+
+
+@pytest.fixture
+def rollout(
+    cluster: Cluster,
+    namespace: str,
+    client: InClusterClient,
+    models: dict[str, dict],  # type: ignore[type-arg]
+    operator: OperatorProcess,
+) -> Rollout:
+    """v1 served under load, then changed as Git would change it (tests/support/rollout.py)."""
+    return Rollout(cluster, namespace, client, models)

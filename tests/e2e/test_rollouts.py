@@ -11,14 +11,9 @@ after it was validated.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import Any
 
-import pytest
-
-from tests.support.client import InClusterClient
-from tests.support.cluster import REPO, Cluster
+from tests.support.cluster import Cluster
 from tests.support.models import HOST_ROOT
 from tests.support.operator import OperatorProcess
 from tests.support.rollout import (
@@ -28,23 +23,13 @@ from tests.support.rollout import (
     SKEWED_ROWS,
     Rollout,
     body,
+    coalmine,
     failures_after,
     promoted_to,
     report,
     rolled_back,
     strategy,
 )
-
-
-@pytest.fixture
-def rollout(
-    cluster: Cluster,
-    namespace: str,
-    client: InClusterClient,
-    models: dict[str, dict[str, Any]],
-    operator: OperatorProcess,
-) -> Rollout:
-    return Rollout(cluster, namespace, client, models)
 
 
 def test_good_version_is_promoted_with_zero_failed_requests(rollout: Rollout) -> None:
@@ -108,18 +93,6 @@ def test_canary_that_never_becomes_ready_is_rolled_back(rollout: Rollout, namesp
     assert "sha256" in message or "restart" in message or "ready" in message, message
     assert out.load["failed"] == 0, out.load["errors"]
     assert out.load["versions"].get("v2", 0) == 0
-
-
-def coalmine(*args: str, cluster: Cluster) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "coalmine.cli.main", *args],
-        cwd=REPO,
-        env={"KUBECONFIG": str(cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return proc.stdout
 
 
 def test_pause_gate_waits_for_promote_and_abort_rolls_back(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tests.support.client import InClusterClient
-from tests.support.cluster import Cluster, wait_for
+from tests.support.cluster import REPO, Cluster, wait_for
 
 INTERVAL = "5s"
 ROWS = [
@@ -83,13 +85,15 @@ class Rollout:
     ) -> None:
         self.cluster, self.namespace, self.client, self.models = cluster, namespace, client, models
         self.name = "iris"
+        self.spec: dict[str, Any] = {}
+        """More of the ModelDeployment's spec (resources, serving ...), applied with it."""
 
     def md(self, version: str, strat: dict[str, Any]) -> dict[str, Any]:
         return {
             "apiVersion": "coalmine.dev/v1alpha1",
             "kind": "ModelDeployment",
             "metadata": {"name": self.name},
-            "spec": {"modelVersion": version, "replicas": 2, "strategy": strat},
+            "spec": {"modelVersion": version, "replicas": 2, "strategy": strat, **self.spec},
         }
 
     def status(self) -> dict[str, Any]:
@@ -198,3 +202,16 @@ def report(name: str, out: Outcome) -> None:
     for i, sec in enumerate(out.load["seconds"]):
         if sec["failed"]:
             print(f"  second {i}: {sec}")
+
+
+def coalmine(*args: str, cluster: Cluster) -> str:
+    """Run the `coalmine` CLI against `cluster`; its standard output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "coalmine.cli.main", *args],
+        cwd=REPO,
+        env={"KUBECONFIG": str(cluster.kubeconfig), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout

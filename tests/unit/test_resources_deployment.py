@@ -164,6 +164,17 @@ def test_resources_default_and_override() -> None:
     assert custom["resources"] == given_resources
 
 
+def test_a_limit_alone_is_not_undercut_by_a_default_request() -> None:
+    """The Pod API requests the limit when only a limit is given; a default 256Mi request
+    above a 64Mi limit would be refused."""
+    small = {"limits": {"memory": "64Mi"}}
+    got = container(build_deployment(md(resources=small), mv(), "stable", 1))["resources"]
+    assert got == {"requests": {"cpu": "100m"}, "limits": {"memory": "64Mi"}}
+    both = {"limits": {"memory": "64Mi", "cpu": "1"}}
+    got = container(build_deployment(md(resources=both), mv(), "stable", 1))["resources"]
+    assert got == {"limits": {"memory": "64Mi", "cpu": "1"}}
+
+
 def test_pvc_artifacts_are_mounted_read_only() -> None:
     dep = build_deployment(md(), mv(uri="pvc://models/iris/v1.joblib"), "stable", 1)
     pod = dep["spec"]["template"]["spec"]

@@ -225,12 +225,20 @@ def _pvc_claim(uri: str) -> str | None:
 
 
 def _resources(pin: Pin) -> dict[str, Any]:
-    """The user's resources; default requests so the scheduler and an HPA have a baseline."""
+    """The user's resources; default requests so the scheduler and an HPA have a baseline.
+
+    A resource with a limit and no request gets no default request: the Pod API then
+    requests the limit, where a default above a small limit would be refused.
+    """
     resources = pin.resources
-    requests = resources.requests if resources and resources.requests else DEFAULT_REQUESTS
-    out: dict[str, Any] = {"requests": dict(requests)}
-    if resources and resources.limits:
-        out["limits"] = dict(resources.limits)
+    limits = dict(resources.limits) if resources and resources.limits else {}
+    if resources and resources.requests:
+        requests = dict(resources.requests)
+    else:
+        requests = {k: v for k, v in DEFAULT_REQUESTS.items() if k not in limits}
+    out: dict[str, Any] = {"requests": requests} if requests else {}
+    if limits:
+        out["limits"] = limits
     return out
 
 

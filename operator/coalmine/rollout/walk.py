@@ -188,6 +188,19 @@ def _analysis_done(d: Draft, analysis: Analysis) -> bool:
         )
         d.set_phase("Paused", "AnalysisInconclusive", message, event="Warning")
         return False
+    deadline = d.strategy.progress_deadline_seconds
+    if d.now >= run.started_at + timedelta(seconds=deadline):
+        # No traffic or no ready canary pods must not hold a rollout forever.
+        last, canary = st.last_analysis, st.canary
+        assert canary is not None
+        why = last.message if last and last.revision == canary.revision and last.message else ""
+        rollback(
+            d,
+            f"analysis not conclusive within the {deadline}s progress deadline"
+            f" ({run.successes + run.failures}/{analysis.count} conclusive, {waits} inconclusive"
+            f" or errors){': ' + why if why else ''}",
+        )
+        return False
     message = f"{_position(d)}: analysis {run.successes + run.failures}/{analysis.count}"
     d.set_phase("Progressing", "Analyzing", message)
     return False

@@ -224,6 +224,26 @@ def test_inconclusive_holds_and_never_fails(versions: dict[str, ModelVersion]) -
     assert sim.step(10).intent.canary_weight == 100
 
 
+def test_an_analysis_without_conclusive_data_ends_at_the_progress_deadline(
+    versions: dict[str, ModelVersion],
+) -> None:
+    """No traffic, or no ready canary pod to scrape: the step cannot hang."""
+    spec = strategy({"setWeight": 20}, analysis(count=2), progressDeadlineSeconds=60)
+    sim = serving(versions, spec)
+    sim.step(1)
+    sim.step(1)
+    sim.step(1)
+    for _ in range(5):
+        assert sim.step(10, outcome="Inconclusive").status.phase == "Progressing"
+    ended = sim.step(10, outcome="Inconclusive")
+    assert ended.status.phase == "RolledBack"
+    assert ended.status.message is not None
+    assert "not conclusive within the 60s progress deadline" in ended.status.message
+    assert "0/2 conclusive, 6 inconclusive" in ended.status.message
+    assert "too little traffic" in ended.status.message
+    assert ended.intent.canary_weight == 0
+
+
 def test_inconclusive_limit_pauses_for_a_human(versions: dict[str, ModelVersion]) -> None:
     sim = serving(versions, strategy({"setWeight": 20}, analysis(inconclusiveLimit=1)))
     sim.step(1)
