@@ -137,6 +137,9 @@ def metric(**fields: Any) -> Callable[[Doc], object]:
 MV, RS, MD = model_version(), rollout_strategy(), model_deployment()
 PROMETHEUS = {"address": "http://prometheus:9090", "query": "vector(1)"}
 
+# Rules on metadata live only in the CRD: the operator never creates these objects.
+SERVER_ONLY = {"md-name-starts-with-digit", "mv-name-too-long-for-a-label"}
+
 # (case id, manifest, text the API server's answer must contain)
 INVALID: list[tuple[str, Doc, str]] = [
     ("mv-uri-scheme", edit(MV, spec_set(uri="ftp://host/model.joblib")), "spec.uri"),
@@ -257,6 +260,176 @@ INVALID: list[tuple[str, Doc, str]] = [
         edit(MD, spec_set(resources={"requests": {"cpu": "lots"}})),
         "spec.resources.requests.cpu",
     ),
+    # Issue 11: values the operator could not deploy, refused here with the field named.
+    # Durations and seconds: bounded so the state machine's date arithmetic cannot overflow.
+    (
+        "rs-pause-beyond-30-days",
+        edit(RS, step(3, {"pause": {"duration": "721h"}})),
+        "duration must be at most 720h",
+    ),
+    (
+        "rs-pause-overflowing",
+        edit(RS, step(3, {"pause": {"duration": "9999999999999999h"}})),
+        "spec.steps[3].pause.duration",
+    ),
+    (
+        "rs-interval-beyond-a-day",
+        edit(RS, lambda d: d["spec"]["steps"][1]["analysis"].update(interval="25h")),
+        "analysis interval must be at most 24h",
+    ),
+    (
+        "rs-deadline-huge",
+        edit(RS, spec_set(progressDeadlineSeconds=10**12)),
+        "spec.progressDeadlineSeconds",
+    ),
+    (
+        "rs-scale-down-delay-huge",
+        edit(RS, spec_set(scaleDownDelaySeconds=10**12)),
+        "spec.scaleDownDelaySeconds",
+    ),
+    (
+        "rs-abort-delay-huge",
+        edit(RS, spec_set(abortScaleDownDelaySeconds=10**12)),
+        "spec.abortScaleDownDelaySeconds",
+    ),
+    # Integers copied into Deployments and HPAs: within int32 and sensible limits.
+    ("md-replicas-beyond-int32", edit(MD, spec_set(replicas=2**31)), "spec.replicas"),
+    (
+        "md-max-replicas-beyond-limit",
+        edit(MD, spec_set("replicas", autoscaling={"maxReplicas": 100000})),
+        "spec.autoscaling.maxReplicas",
+    ),
+    # Quantities: no sign; names and requests <= limits as the Pod API has them.
+    (
+        "md-negative-quantity",
+        edit(MD, spec_set(resources={"requests": {"cpu": "-1"}})),
+        "spec.resources.requests.cpu",
+    ),
+    (
+        "md-negative-integer-quantity",
+        edit(MD, spec_set(resources={"limits": {"memory": -1}})),
+        "spec.resources.limits.memory",
+    ),
+    (
+        "md-unknown-resource-name",
+        edit(MD, spec_set(resources={"requests": {"CPU": "1"}})),
+        "spec.resources.requests",
+    ),
+    (
+        "md-reserved-resource-name",
+        edit(MD, spec_set(resources={"limits": {"kubernetes.io/gpu": 1}})),
+        "are reserved",
+    ),
+    (
+        "md-request-over-limit",
+        edit(MD, spec_set(resources={"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}})),
+        "a request must not exceed the limit",
+    ),
+    (
+        "md-extended-without-limit",
+        edit(MD, spec_set(resources={"requests": {"example.com/gpu": 1}})),
+        "an extended resource (domain/name) needs a limit",
+    ),
+    (
+        "md-extended-fraction",
+        edit(MD, spec_set(resources={"limits": {"example.com/gpu": "500m"}})),
+        "must be a whole number",
+    ),
+    # Gateway API fields: the HTTPRoute's own patterns.
+    (
+        "md-hostname-not-rfc1123",
+        edit(
+            MD,
+            spec_set(
+                traffic={
+                    "router": "gatewayAPI",
+                    "gatewayAPI": {"parentRefs": [{"name": "gw"}], "hostnames": ["Bad_Host"]},
+                }
+            ),
+        ),
+        "spec.traffic.gatewayAPI.hostnames[0]",
+    ),
+    (
+        "md-section-name-invalid",
+        edit(
+            MD,
+            spec_set(
+                traffic={
+                    "router": "gatewayAPI",
+                    "gatewayAPI": {"parentRefs": [{"name": "gw", "sectionName": "HTTP Listener"}]},
+                }
+            ),
+        ),
+        "spec.traffic.gatewayAPI.parentRefs[0].sectionName",
+    ),
+    (
+        "md-parent-namespace-invalid",
+        edit(
+            MD,
+            spec_set(
+                traffic={
+                    "router": "gatewayAPI",
+                    "gatewayAPI": {"parentRefs": [{"name": "gw", "namespace": "a.b"}]},
+                }
+            ),
+        ),
+        "spec.traffic.gatewayAPI.parentRefs[0].namespace",
+    ),
+    # Gates that cannot fail.
+    (
+        "rs-failure-limit-not-below-count",
+        edit(RS, lambda d: d["spec"]["steps"][1]["analysis"].update(count=3, failureLimit=3)),
+        "failureLimit must be less than count",
+    ),
+    # Pydantic rules with their CEL twins.
+    (
+        "mv-bin-edges-not-increasing",
+        edit(
+            MV,
+            lambda d: d["spec"]["reference"]["features"][0].update(binEdges=[4, 6, 5, 8]),
+        ),
+        "binEdges must be strictly increasing",
+    ),
+    (
+        "mv-bin-edges-repeated",
+        edit(
+            MV,
+            lambda d: d["spec"]["reference"]["features"][0].update(binEdges=[4, 5, 5, 8]),
+        ),
+        "binEdges must be strictly increasing",
+    ),
+    (
+        "mv-metric-key-too-long",
+        edit(MV, spec_set(metrics={"a" * 64: 1.0})),
+        "keys must be at most 63 characters long",
+    ),
+    (
+        "mv-duplicate-reference-feature",
+        edit(
+            MV,
+            lambda d: d["spec"]["reference"]["features"].append(
+                d["spec"]["reference"]["features"][0]
+            ),
+        ),
+        "duplicate entries for key",
+    ),
+    # Values that flow into child objects.
+    (
+        "mv-pvc-path-climbs-out",
+        edit(MV, spec_set(uri="pvc://models/../etc/passwd")),
+        "stays inside the claim",
+    ),
+    (
+        "mv-pvc-claim-invalid",
+        edit(MV, spec_set(uri="pvc://Models/iris.joblib")),
+        "a pvc:// uri must be pvc://CLAIM/PATH",
+    ),
+    ("mv-image-with-space", edit(MV, spec_set(image="coalmine/serving: 1")), "spec.image"),
+    (
+        "mv-name-too-long-for-a-label",
+        edit(MV, lambda d: d["metadata"].update(name="m" * 64)),
+        "ModelVersion name must be at most 63 characters",
+    ),
 ]
 
 
@@ -292,7 +465,7 @@ def apply(kube: Cluster, *docs: Doc) -> tuple[int, str]:
 
 def unique(doc: Doc, case: str) -> Doc:
     """Give a case its own object name, so one wrongly accepted case cannot mask another."""
-    if doc["kind"] == "ModelDeployment" and case == "md-name-starts-with-digit":
+    if case in SERVER_ONLY:
         return doc
     return edit(doc, lambda d: d["metadata"].update(name=f"bad-{case}"))
 
@@ -312,7 +485,10 @@ def test_valid_resources_are_accepted(kube: Cluster) -> None:
             "replicas",
             strategy=strategy_spec(),
             autoscaling={"minReplicas": 1, "maxReplicas": 4},
-            resources={"requests": {"cpu": 1, "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+            resources={
+                "requests": {"cpu": 1, "memory": "256Mi", "example.com/gpu": 1},
+                "limits": {"cpu": "1.5", "memory": "1Gi", "example.com/gpu": "1"},
+            },
             traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
         ),
     )

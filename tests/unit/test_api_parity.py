@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from coalmine.api import ModelDeployment, ModelVersion, RolloutStrategy
 from tests.integration.test_admission import (
     INVALID,
+    SERVER_ONLY,
     model_deployment,
     model_version,
     rollout_strategy,
@@ -24,8 +25,6 @@ MODELS: dict[str, type[BaseModel]] = {
     "RolloutStrategy": RolloutStrategy,
     "ModelDeployment": ModelDeployment,
 }
-# Rules on metadata live only in the CRD: the operator never creates these objects.
-SERVER_ONLY = {"md-name-starts-with-digit"}
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,13 @@ RESOURCES = [
             Column("Approved-By", ".metadata.annotations.coalmine\\.dev/approved-by", priority=1),
             Column("URI", ".spec.uri", priority=1),
         ],
+        # The name labels the check Job (coalmine.dev/modelversion), so it fits a label value.
+        rules=[
+            cel(
+                "size(self.metadata.name) <= 63",
+                "ModelVersion name must be at most 63 characters (it labels the check Job)",
+            )
+        ],
     ),
     Resource(
         kind="RolloutStrategy",
@@ -133,7 +140,7 @@ def _object_schema(res: Resource) -> Schema:
         "kind": {"type": "string"},
         "metadata": {"type": "object"},
         "spec": structural_schema(res.spec),
-        "status": structural_schema(res.status),
+        "status": structural_schema(res.status, key_rules=False),
     }
     schema: Schema = {
         "type": "object",

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints, model_validator
 
 from coalmine.api.base import (
+    DNS_SUBDOMAIN_PATTERN,
     ApiModel,
     Conditions,
+    Image,
     KubeName,
+    ModelVersionName,
     ObjectMeta,
     Quantity,
     cel,
+    quantity_value,
     validations,
 )
 from coalmine.api.strategy import Percent, RolloutStrategySpec
@@ -36,8 +41,33 @@ COMMAND_ANNOTATIONS = {
 }
 
 DEFAULT_REPLICAS = 1
+MAX_REPLICAS = 1000
+"""Most pods per variant: far inside int32, and beyond any one model's need."""
 
-ResourceList = dict[Annotated[str, StringConstraints(max_length=253)], Quantity]
+NATIVE_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+# The Pod API's resource names: a native one, or an extended resource `domain/name`
+# (any domain but kubernetes.io's own, which only holds native names).
+RESOURCE_NAME_PATTERN = (
+    r"^(cpu|memory|ephemeral-storage"
+    r"|[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    r"/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$"
+)
+_RESERVED_DOMAIN = re.compile(r"^([^/]*[.])?kubernetes[.]io/|^requests[.]")
+ResourceName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=RESOURCE_NAME_PATTERN)
+]
+ResourceList = dict[ResourceName, Quantity]
+_RESOURCE_LIST_RULES = validations(
+    cel(
+        "self.all(k, !k.matches('^([^/]*[.])?kubernetes[.]io/') && !k.startsWith('requests.'))",
+        "kubernetes.io resource names other than cpu, memory, ephemeral-storage, and"
+        " requests.* are reserved",
+    ),
+    cel(
+        "self.all(k, !k.contains('/') || quantity(string(self[k])).isInteger())",
+        "an extended resource (domain/name) must be a whole number",
+    ),
+)
 Message = Annotated[str, StringConstraints(max_length=4096)]
 
 
@@ -60,9 +90,9 @@ class Autoscaling(ApiModel):
         )
     )
 
-    min_replicas: int = Field(default=1, ge=1)
+    min_replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS)
     """Fewest stable pods."""
-    max_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1, le=MAX_REPLICAS)
     """Most stable pods."""
     target_cpu_utilization_percentage: int = Field(
         default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
@@ -76,13 +106,71 @@ class Autoscaling(ApiModel):
         return self
 
 
+def _quantity(value: str) -> str:
+    return f"quantity(string({value}))"
+
+
 class Resources(ApiModel):
     """Compute resources of each serving container, as in a Pod spec."""
 
-    requests: ResourceList | None = Field(default=None, max_length=16)
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                "!has(self.requests) || !has(self.limits) || self.requests.all(k,"
+                f" !(k in self.limits) || {_quantity('self.requests[k]')}"
+                f".compareTo({_quantity('self.limits[k]')}) <= 0)",
+                "a request must not exceed the limit of the same resource",
+                fieldPath=".requests",
+            ),
+            cel(
+                "!has(self.requests) || self.requests.all(k, !k.contains('/')"
+                " || has(self.limits) && k in self.limits"
+                f" && {_quantity('self.requests[k]')}"
+                f".compareTo({_quantity('self.limits[k]')}) == 0)",
+                "an extended resource (domain/name) needs a limit, and its request must equal it",
+                fieldPath=".requests",
+            ),
+        )
+    )
+
+    requests: ResourceList | None = Field(
+        default=None, max_length=16, json_schema_extra=_RESOURCE_LIST_RULES
+    )
     """Reserved per container, e.g. cpu: 500m, memory: 512Mi; defaults to 100m CPU and 256Mi."""
-    limits: ResourceList | None = Field(default=None, max_length=16)
+    limits: ResourceList | None = Field(
+        default=None, max_length=16, json_schema_extra=_RESOURCE_LIST_RULES
+    )
     """Upper bounds per container."""
+
+    @model_validator(mode="after")
+    def _pod_rules(self) -> Resources:
+        requests, limits = self.requests or {}, self.limits or {}
+        for name, value in [*requests.items(), *limits.items()]:
+            if _RESERVED_DOMAIN.search(name):
+                raise ValueError(
+                    f"resource {name}: kubernetes.io names other than"
+                    f" {', '.join(NATIVE_RESOURCES)} and requests.* are reserved"
+                )
+            if "/" in name and quantity_value(value) != quantity_value(value).to_integral_value():
+                raise ValueError(f"extended resource {name} must be a whole number")
+        for name, value in requests.items():
+            if name in limits and quantity_value(value) > quantity_value(limits[name]):
+                raise ValueError("a request must not exceed the limit of the same resource")
+            if "/" in name and (
+                name not in limits or quantity_value(value) != quantity_value(limits[name])
+            ):
+                raise ValueError(
+                    "an extended resource (domain/name) needs a limit, and its request must"
+                    " equal it"
+                )
+        return self
+
+
+# The Gateway API's own patterns (gateway.networking.k8s.io HTTPRoute, standard channel).
+GATEWAY_HOSTNAME_PATTERN = (
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+GATEWAY_NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 class ParentRef(ApiModel):
@@ -90,9 +178,19 @@ class ParentRef(ApiModel):
 
     name: KubeName
     """Name of the Gateway."""
-    namespace: KubeName | None = None
+    namespace: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=63, pattern=GATEWAY_NAMESPACE_PATTERN)
+        ]
+        | None
+    ) = None
     """Namespace of the Gateway; the ModelDeployment's when absent."""
-    section_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] | None = None
+    section_name: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
+        ]
+        | None
+    ) = None
     """A listener of the Gateway."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """A listener port of the Gateway."""
@@ -103,10 +201,17 @@ class GatewayAPI(ApiModel):
 
     parent_refs: list[ParentRef] = Field(min_length=1, max_length=32)
     """Gateways (or their listeners) the HTTPRoute attaches to."""
-    hostnames: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] | None = Field(
-        default=None, max_length=16
-    )
-    """Host names the route answers; all of the Gateway's when absent."""
+    hostnames: (
+        list[
+            Annotated[
+                str,
+                StringConstraints(min_length=1, max_length=253, pattern=GATEWAY_HOSTNAME_PATTERN),
+            ]
+        ]
+        | None
+    ) = Field(default=None, max_length=16)
+    """Host names the route answers (`*.example.com` allowed, IP addresses not); all of the
+    Gateway's when absent."""
 
 
 class Traffic(ApiModel):
@@ -142,7 +247,7 @@ class Serving(ApiModel):
     """Most requests merged into one prediction call; 1 disables batching."""
     max_batch_wait_ms: int = Field(default=0, ge=0, le=10000)
     """How long a batch may wait to fill up; 0 merges only requests already queued."""
-    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    image: Image | None = None
     """Serving image for every version of this deployment; overrides the ModelVersion's."""
 
 
@@ -166,12 +271,12 @@ class ModelDeploymentSpec(ApiModel):
         )
     )
 
-    model_version: KubeName
+    model_version: ModelVersionName
     """Name of the ModelVersion to serve; changing it starts a rollout."""
     strategy_ref: StrategyRef | None = None
     strategy: RolloutStrategySpec | None = None
     """An inline rollout strategy, instead of strategyRef."""
-    replicas: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_REPLICAS)
     """Stable pods when autoscaling is not set (default 1)."""
     autoscaling: Autoscaling | None = None
     resources: Resources | None = None

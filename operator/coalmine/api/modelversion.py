@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from coalmine.api.base import (
+    DNS_SUBDOMAIN_PATTERN,
     ApiModel,
     Conditions,
+    Image,
     LabelValue,
     ObjectMeta,
     cel,
@@ -20,6 +23,9 @@ APPROVED_BY_ANNOTATION = "coalmine.dev/approved-by"
 """Set on a ModelVersion by whoever approves it for production traffic."""
 
 URI_PATTERN = r"^(file|https?|s3|pvc)://[^\s]+$"
+# pvc://CLAIM/PATH: CLAIM names a PersistentVolumeClaim, PATH a file inside it.
+PVC_URI_PATTERN = r"^pvc://" + DNS_SUBDOMAIN_PATTERN[1:-1] + r"/(.*/)?[^/]+$"
+CLIMBING_PATH = r"/[.][.](/|$)"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FRACTION_TOLERANCE = 0.001
 
@@ -37,7 +43,9 @@ class InputSpec(ApiModel):
     """Feature name, as clients send it."""
     datatype: DataType
     """Open Inference Protocol datatype."""
-    shape: list[Annotated[int, Field(ge=-1)]] | None = Field(default=None, max_length=8)
+    shape: list[Annotated[int, Field(ge=-1, le=2**31 - 1)]] | None = Field(
+        default=None, max_length=8
+    )
     """Tensor shape; -1 marks a variable dimension. Absent means a scalar feature."""
 
 
@@ -106,9 +114,20 @@ class FeatureReference(ApiModel):
 
     name: FeatureName
     """The input's name in the signature."""
-    bin_edges: list[float] = Field(min_length=2, max_length=101)
-    """Bin boundaries in increasing order."""
-    fractions: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1, max_length=100)
+    bin_edges: list[float] = Field(
+        min_length=2,
+        max_length=65,
+        json_schema_extra=validations(
+            # Sorted and no edge twice: strictly increasing.
+            cel("self.isSorted()", "binEdges must be strictly increasing"),
+            cel(
+                "self.all(e, self.indexOf(e) == self.lastIndexOf(e))",
+                "binEdges must be strictly increasing (an edge is repeated)",
+            ),
+        ),
+    )
+    """Bin boundaries in strictly increasing order."""
+    fractions: list[Annotated[float, Field(ge=0, le=1)]] = Field(min_length=1, max_length=64)
     """Share of training rows in each bin."""
 
     @model_validator(mode="after")
@@ -128,6 +147,13 @@ class Reference(ApiModel):
     features: list[FeatureReference] = Field(max_length=512, json_schema_extra=map_list("name"))
     """One histogram per input feature, keyed by name."""
 
+    @model_validator(mode="after")
+    def _unique_features(self) -> Reference:
+        names = [f.name for f in self.features]
+        if len(names) != len(set(names)):
+            raise ValueError("reference feature names must be unique")
+        return self
+
 
 class ModelVersionSpec(ApiModel):
     """An artifact and everything needed to serve and judge it. Immutable once created."""
@@ -137,7 +163,15 @@ class ModelVersionSpec(ApiModel):
             cel(
                 "self == oldSelf",
                 "ModelVersion spec is immutable; create a new ModelVersion instead",
-            )
+            ),
+            cel(
+                "!self.uri.startsWith('pvc://')"
+                f" || self.uri.matches('{PVC_URI_PATTERN.replace(chr(92), chr(92) * 2)}')"
+                f" && !self.uri.matches('{CLIMBING_PATH}')",
+                "a pvc:// uri must be pvc://CLAIM/PATH with a claim name and a file path"
+                " that stays inside the claim (no '..' segments)",
+                fieldPath=".uri",
+            ),
         )
     )
 
@@ -157,8 +191,19 @@ class ModelVersionSpec(ApiModel):
     )
     """Training or validation figures, e.g. accuracy: 0.97."""
     reference: Reference | None = None
-    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    image: Image | None = None
     """Custom serving image; the default Coalmine serving image when absent."""
+
+    @model_validator(mode="after")
+    def _pvc_inside_claim(self) -> ModelVersionSpec:
+        if self.uri.startswith("pvc://") and (
+            not re.fullmatch(PVC_URI_PATTERN, self.uri) or re.search(CLIMBING_PATH, self.uri)
+        ):
+            raise ValueError(
+                "a pvc:// uri must be pvc://CLAIM/PATH with a claim name and a file path"
+                " that stays inside the claim (no '..' segments)"
+            )
+        return self
 
 
 ModelVersionPhase = Literal["Pending", "Validated", "Invalid"]

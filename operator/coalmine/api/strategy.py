@@ -22,6 +22,10 @@ from coalmine.api.base import (
 )
 
 MIN_INTERVAL = timedelta(seconds=1)
+MAX_INTERVAL = timedelta(hours=24)
+MAX_SECONDS = 30 * 24 * 3600
+"""Most seconds of a deadline or delay (30 days, as the longest pause)."""
+MAX_COUNT = 1000
 Percent = Annotated[int, Field(ge=0, le=100)]
 
 BuiltinMetricName = Literal[
@@ -110,7 +114,7 @@ class AnalysisMetric(ApiModel):
     builtin: BuiltinMetric | None = None
     prometheus: PrometheusMetric | None = None
     threshold: Threshold
-    min_sample_count: int = Field(default=10, ge=0)
+    min_sample_count: int = Field(default=10, ge=0, le=1_000_000_000)
     """Requests per variant a builtin measurement needs; fewer is Inconclusive, not Failed."""
 
     @model_validator(mode="after")
@@ -130,17 +134,27 @@ class Analysis(ApiModel):
             cel(
                 "duration(self.interval) >= duration('1s')",
                 "analysis interval must be at least 1s",
-            )
+            ),
+            cel(
+                "duration(self.interval) <= duration('24h')",
+                "analysis interval must be at most 24h",
+            ),
+            cel(
+                "self.failureLimit < self.count",
+                "analysis failureLimit must be less than count, or a canary failing every"
+                " measurement would pass",
+                fieldPath=".failureLimit",
+            ),
         )
     )
 
     interval: Duration = "10s"
     """Time between measurements, and the window each one covers."""
-    count: int = Field(default=3, ge=1, le=1000)
+    count: int = Field(default=3, ge=1, le=MAX_COUNT)
     """Measurements to take; the step passes once all are taken within the limits."""
-    failure_limit: int = Field(default=0, ge=0)
+    failure_limit: int = Field(default=0, ge=0, le=MAX_COUNT - 1)
     """Failed measurements tolerated; one more rolls the canary back."""
-    inconclusive_limit: int | None = Field(default=None, ge=0)
+    inconclusive_limit: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     """Inconclusive measurements (too little traffic) tolerated before the rollout pauses
     for a human; absent means hold and keep measuring."""
     metrics: list[AnalysisMetric] = Field(
@@ -152,6 +166,13 @@ class Analysis(ApiModel):
     def _valid_analysis(self) -> Analysis:
         if parse_duration(self.interval) < MIN_INTERVAL:
             raise ValueError("analysis interval must be at least 1s")
+        if parse_duration(self.interval) > MAX_INTERVAL:
+            raise ValueError("analysis interval must be at most 24h")
+        if self.failure_limit >= self.count:
+            raise ValueError(
+                "analysis failureLimit must be less than count, or a canary failing every"
+                " measurement would pass"
+            )
         names = [m.name for m in self.metrics]
         if len(names) != len(set(names)):
             raise ValueError("analysis metric names must be unique")
@@ -200,15 +221,15 @@ class RolloutStrategySpec(ApiModel):
         ),
     )
     """Walked in order once the canary is Ready; none means promote as soon as it is Ready."""
-    progress_deadline_seconds: int = Field(default=600, ge=1)
+    progress_deadline_seconds: int = Field(default=600, ge=1, le=MAX_SECONDS)
     """Roll back when the canary is not Ready this long after it was created."""
     require_approval: bool = False
     """Hold the rollout until the ModelVersion carries the coalmine.dev/approved-by annotation."""
-    scale_down_delay_seconds: int = Field(default=30, ge=0)
+    scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_SECONDS)
     """Keep the previous pods this long after a promotion, so connections drain."""
-    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_SECONDS)
     """Keep the canary pods this long after a rollback, for debugging and draining."""
-    max_canary_restarts: int = Field(default=3, ge=0)
+    max_canary_restarts: int = Field(default=3, ge=0, le=MAX_COUNT)
     """Container restarts of the canary that count as a crash loop and roll it back."""
 
     @model_validator(mode="after")

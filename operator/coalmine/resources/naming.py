@@ -34,7 +34,7 @@ def child_name(parent: str, suffix: str = "") -> str:
         return full
     digest = hashlib.sha256(full.encode()).hexdigest()[:8]
     tail = f"-{digest}-{suffix}" if suffix else f"-{digest}"
-    return parent[: MAX_NAME - len(tail)].rstrip("-") + tail
+    return parent[: MAX_NAME - len(tail)].rstrip("-.") + tail
 
 
 def selector_labels(md: ModelDeployment, variant: Variant | None = None) -> dict[str, str]:

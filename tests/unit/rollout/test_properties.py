@@ -40,7 +40,8 @@ def step_lists(draw: st.DrawFn) -> RolloutStrategySpec:
         else:
             limit = draw(st.none() | st.integers(0, 2))
             extra = {} if limit is None else {"inconclusiveLimit": limit}
-            steps.append(analysis(draw(st.integers(1, 3)), draw(st.integers(0, 1)), **extra))
+            count = draw(st.integers(1, 3))
+            steps.append(analysis(count, draw(st.integers(0, min(1, count - 1))), **extra))
     return strategy(
         *steps,
         maxCanaryRestarts=draw(st.integers(0, 3)),
