@@ -420,6 +420,9 @@ class AnalysisRun(ApiModel):
     step_index: Counter
     started_at: AwareDatetime
     last_measured_at: AwareDatetime | None = None
+    progressed_at: AwareDatetime | None = None
+    """When the last conclusive (Successful or Failed) measurement was taken: a step with no
+    conclusive one within the progress deadline (at least two intervals) rolls back."""
     measurements: Counter = 0
     successes: Counter = 0
     failures: Counter = 0

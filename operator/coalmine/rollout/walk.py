@@ -188,17 +188,21 @@ def _analysis_done(d: Draft, analysis: Analysis) -> bool:
         )
         d.set_phase("Paused", "AnalysisInconclusive", message, event="Warning")
         return False
-    deadline = d.strategy.progress_deadline_seconds
-    if d.now >= run.started_at + timedelta(seconds=deadline):
+    since = run.progressed_at or run.started_at
+    patience = max(
+        timedelta(seconds=d.strategy.progress_deadline_seconds),
+        2 * parse_duration(analysis.interval),
+    )
+    if d.now >= since + patience:
         # No traffic or no ready canary pods must not hold a rollout forever.
         last, canary = st.last_analysis, st.canary
         assert canary is not None
         why = last.message if last and last.revision == canary.revision and last.message else ""
         rollback(
             d,
-            f"analysis not conclusive within the {deadline}s progress deadline"
-            f" ({run.successes + run.failures}/{analysis.count} conclusive, {waits} inconclusive"
-            f" or errors){': ' + why if why else ''}",
+            f"analysis made no progress for {patience.total_seconds():.0f}s (progress deadline):"
+            f" {run.successes + run.failures}/{analysis.count} conclusive, {waits} inconclusive"
+            f" or errors{': ' + why if why else ''}",
         )
         return False
     message = f"{_position(d)}: analysis {run.successes + run.failures}/{analysis.count}"
@@ -217,6 +221,8 @@ def _record(d: Draft, run: AnalysisRun, m: Measurement) -> None:
     if m.baseline:
         return
     run.measurements += 1
+    if m.outcome in ("Successful", "Failed"):
+        run.progressed_at = m.time
     if m.outcome == "Successful":
         run.successes += 1
     elif m.outcome == "Failed":

@@ -238,10 +238,24 @@ def test_an_analysis_without_conclusive_data_ends_at_the_progress_deadline(
     ended = sim.step(10, outcome="Inconclusive")
     assert ended.status.phase == "RolledBack"
     assert ended.status.message is not None
-    assert "not conclusive within the 60s progress deadline" in ended.status.message
+    assert "analysis made no progress for 60s (progress deadline)" in ended.status.message
     assert "0/2 conclusive, 6 inconclusive" in ended.status.message
     assert "too little traffic" in ended.status.message
     assert ended.intent.canary_weight == 0
+
+
+def test_a_long_analysis_that_keeps_measuring_is_not_cut_by_the_deadline(
+    versions: dict[str, ModelVersion],
+) -> None:
+    """count x interval may exceed the deadline: each conclusive measurement is progress."""
+    spec = strategy({"setWeight": 20}, analysis(count=12), progressDeadlineSeconds=60)
+    sim = serving(versions, spec)
+    sim.step(1)
+    sim.step(1)
+    sim.step(1)
+    for _ in range(11):
+        assert sim.step(10).status.phase == "Progressing"
+    assert sim.step(10).intent.canary_weight == 100
 
 
 def test_inconclusive_limit_pauses_for_a_human(versions: dict[str, ModelVersion]) -> None:
