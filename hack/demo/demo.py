@@ -532,6 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
     args = parser.parse_args(argv)
+    # Each line as it happens, also into a pipe or a CI log (`make demo | tee`).
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     cfg = Config.from_env()
     try:
         if args.command == "up":
