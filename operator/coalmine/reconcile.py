@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,12 @@ from coalmine.analysis.prometheus_client import query_prometheus
 from coalmine.analysis.queries import render_query
 from coalmine.api.base import ConditionStatus
 from coalmine.api.conditions import set_condition
-from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
+from coalmine.api.deployment import (
+    COMMAND_ANNOTATIONS,
+    ModelDeployment,
+    ModelDeploymentStatus,
+    Pin,
+)
 from coalmine.api.modelversion import ModelVersion
 from coalmine.api.strategy import Analysis, RolloutStrategy, RolloutStrategySpec
 from coalmine.kube.client import Kube
@@ -28,8 +34,10 @@ from coalmine.kube.observe import gateway_classes, is_ready, observe_variant, va
 from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
+from coalmine.resources.deployment import pin_for, renders
 from coalmine.resources.naming import deployment_name, service_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
+from coalmine.rollout.commands import new_commands
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, measurement_due, plan
 from coalmine.traffic import route
@@ -107,11 +115,13 @@ def reconcile_deployment(
     now = clock()
     strategy = _strategy(kube, md)
     target = _model_version(kube, namespace, md.spec.model_version)
-    stable_obs, _ = observe_variant(kube, md, "stable")
-    canary_obs, _ = observe_variant(kube, md, "canary")
+    stable_obs, stable_dep = observe_variant(kube, md, "stable")
+    canary_obs, canary_dep = observe_variant(kube, md, "canary")
     due = measurement_due(md, strategy, now)
     measurement = _measure(kube, md, due, target, now) if due is not None else None
     annotations = md.metadata.annotations
+    commands = {k: annotations[a] for k, a in COMMAND_ANNOTATIONS.items() if a in annotations}
+    versions = _model_versions(kube, md, target, commands)
     obs = Observation(
         now=now,
         target=target,
@@ -120,27 +130,13 @@ def reconcile_deployment(
         stable=stable_obs,
         canary=canary_obs,
         measurement=measurement,
-        commands={k: annotations[a] for k, a in COMMAND_ANNOTATIONS.items() if a in annotations},
+        commands=commands,
+        model_versions=versions,
     )
     decision = plan(md, obs)
     intent = decision.intent
     record_decision(namespace, name, decision.status, decision.events, measurement)
 
-    known = {target.metadata.name: target} if target is not None else {}
-
-    def version(name: str | None) -> ModelVersion | None:
-        if name in known or not name:
-            return known.get(name or "")
-        found = _model_version(kube, namespace, name)
-        if found is not None:
-            known[name] = found
-        return found
-
-    stable_mv = version(intent.stable_model_version)
-    canary_mv = version(intent.canary_model_version)
-    if canary_mv is None and canary_obs is not None:
-        # Keep the finished canary's Deployment at zero replicas, as it was.
-        canary_mv = version(canary_obs.model_version)
     mirroring = intent.mirror and md.spec.traffic.router == "gatewayAPI"
     classes = gateway_classes(kube, md) if mirroring else {}
     previous = md.status.canary.mirror if md.status and md.status.canary else None
@@ -157,17 +153,19 @@ def reconcile_deployment(
     router = md.spec.traffic.router
     if router != "gatewayAPI" and md.status is not None and md.status.router == "gatewayAPI":
         kube.delete("HTTPRoute", namespace, service_name(md))
-    if stable_mv is not None:
-        kube.apply(build_deployment(md, stable_mv, "stable", traffic.stable_replicas))
-    if canary_mv is not None:
-        kube.apply(build_deployment(md, canary_mv, "canary", traffic.canary_replicas))
-    elif canary_obs is not None:
-        kube.delete("Deployment", namespace, deployment_name(md, "canary"))
+    stable = Serve(intent.stable_model_version, intent.stable_pin, traffic.stable_replicas)
+    _apply_variant(kube, md, "stable", stable, versions, stable_dep)
+    if intent.canary_model_version is not None:
+        canary = Serve(intent.canary_model_version, intent.canary_pin, traffic.canary_replicas)
+        _apply_variant(kube, md, "canary", canary, versions, canary_dep)
+    elif canary_dep is not None:
+        # A finished canary's Deployment stays, at zero replicas, as it was.
+        _apply_variant(kube, md, "canary", Serve(None, None, 0), versions, canary_dep)
 
     conditions = [c for c in decision.status.conditions if c.type != ROUTED]
     if routed is not None:
         conditions = set_condition(conditions, ROUTED, *routed, now, md.metadata.generation)
-    status = decision.status.model_copy(
+    status = _with_shares(decision.status, traffic.canary_share).model_copy(
         update={"url": service_url(md), "router": router, "conditions": conditions}
     )
     new_status = status.to_json()
@@ -181,6 +179,69 @@ def reconcile_deployment(
         # The route's status is only read here: look again once the Gateway had a moment.
         return min(decision.requeue_after or ROUTE_RECHECK, ROUTE_RECHECK)
     return decision.requeue_after
+
+
+def _model_versions(
+    kube: Kube, md: ModelDeployment, target: ModelVersion | None, commands: dict[str, str]
+) -> dict[str, ModelVersion]:
+    """The target and the ModelVersions the variants serve (for a pending `undo`, those of
+    the history too), by name; a name left out does not exist."""
+    found = {target.metadata.name: target} if target is not None else {}
+    st = md.status
+    if st is None:
+        return found
+    names = {v.model_version for v in (st.stable, st.canary) if v is not None}
+    if "undo" in new_commands(st.handled_commands, commands):
+        names |= {h.model_version for h in st.history}
+    for name in sorted(names - found.keys()):
+        mv = _model_version(kube, md.metadata.namespace or "default", name)
+        if mv is not None:
+            found[name] = mv
+    return found
+
+
+@dataclass(frozen=True)
+class Serve:
+    """One variant's Deployment as the plan wants it."""
+
+    model_version: str | None
+    pin: Pin | None
+    replicas: int | None
+    """None: an HPA owns the count."""
+
+
+def _apply_variant(
+    kube: Kube,
+    md: ModelDeployment,
+    variant: Variant,
+    serve: Serve,
+    versions: dict[str, ModelVersion],
+    observed: dict[str, Any] | None,
+) -> None:
+    """Apply the variant's Deployment from its pin; when the pin cannot be rebuilt as it was
+    (its ModelVersion deleted or re-created, or this operator renders another template), leave
+    the running pods exactly as they are and only scale them."""
+    mv = versions.get(serve.model_version or "")
+    pin = serve.pin if serve.pin is not None or mv is None else pin_for(md, mv)
+    if mv is not None and pin is not None and renders(md, mv, pin):
+        kube.apply(build_deployment(md, mv, variant, serve.replicas, pin))
+        return
+    if observed is None or serve.replicas is None:
+        return
+    if observed.get("spec", {}).get("replicas") != serve.replicas:
+        ns = md.metadata.namespace or "default"
+        name = deployment_name(md, variant)
+        kube.merge_patch("Deployment", ns, name, {"spec": {"replicas": serve.replicas}})
+
+
+def _with_shares(status: ModelDeploymentStatus, canary_share: int) -> ModelDeploymentStatus:
+    """The traffic each variant really gets, next to the weight it was asked for."""
+    update: dict[str, Any] = {}
+    if status.canary is not None:
+        update["canary"] = status.canary.model_copy(update={"traffic_share": canary_share})
+    if status.stable is not None:
+        update["stable"] = status.stable.model_copy(update={"traffic_share": 100 - canary_share})
+    return status.model_copy(update=update)
 
 
 def _apply_traffic(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from coalmine.api import ModelDeployment, ModelVersion
 from coalmine.resources import DEFAULT_IMAGE, build_deployment
-from coalmine.resources.deployment import drift_reference
+from coalmine.resources.deployment import drift_reference, pin_for, renders
 from coalmine.resources.naming import VARIANTS, Variant
 from tests.integration.test_admission import model_deployment, model_version
 
@@ -196,3 +196,35 @@ def test_builder_is_pure() -> None:
     assert a == build_deployment(md(), mv(), "canary", 1)
     a["metadata"]["labels"]["x"] = "y"
     assert "x" not in build_deployment(md(), mv(), "canary", 1)["metadata"]["labels"]
+
+
+def test_a_pin_is_built_as_pinned_not_as_the_spec_reads_now() -> None:
+    old = md(resources={"limits": {"memory": "1Gi"}})
+    pin = pin_for(old, mv())
+    new_spec = md(resources={"limits": {"memory": "64Mi"}}, serving={"workers": 4})
+    dep = build_deployment(new_spec, mv(), "stable", 2, pin)
+    assert container(dep)["resources"]["limits"] == {"memory": "1Gi"}
+    assert env(dep)["COALMINE_WORKERS"] == "1"
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["coalmine.dev/template-hash"] == pin.template_hash
+    assert dep["metadata"]["annotations"]["coalmine.dev/template-hash"] == pin.template_hash
+    assert renders(new_spec, mv(), pin)
+    assert pin_for(new_spec, mv()).template_hash != pin.template_hash
+
+
+def test_a_pin_does_not_render_from_another_model_version_or_template() -> None:
+    served = mv()
+    served.metadata.uid = "uid-a"
+    pin = pin_for(md(), served)
+    again = mv(sha256="1" * 64)
+    again.metadata.uid = "uid-b"
+    assert not renders(md(), again, pin)
+    assert not renders(md(), None, pin)
+    assert not renders(md(), served, pin.model_copy(update={"template_hash": "0" * 16}))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stable_and_canary_of_one_revision_share_the_template_hash(variant: Variant) -> None:
+    pin = pin_for(md(), mv())
+    dep = build_deployment(md(), mv(), variant, 1)
+    assert dep["metadata"]["annotations"]["coalmine.dev/template-hash"] == pin.template_hash

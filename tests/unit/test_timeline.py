@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from coalmine.api import ModelDeployment
+from coalmine.api.deployment import Pin, Serving, VariantStatus
 from coalmine.api.strategy import RolloutStrategySpec
-from coalmine.cli.timeline import render
+from coalmine.cli.timeline import render, variant_line
 from tests.integration.test_admission import model_deployment
 
 STEPS = RolloutStrategySpec.model_validate(
@@ -95,3 +96,25 @@ def test_rolled_back_rollout_marks_the_failed_step_and_shows_the_figures() -> No
     assert any("error-rate" in line and "0.31" in line and "420" in line for line in lines)
     assert any("12:00:05" in line and "RolledBack" in line for line in lines)
     assert any(line.startswith("  rev 2") and "iris-v3" in line for line in lines)
+
+
+def test_a_variant_shows_its_digest_what_changed_and_its_real_share() -> None:
+    pin = Pin(
+        model_version_uid="u",
+        sha256="5f1c" + "0" * 60,
+        image="coalmine/serving:0.1.0",
+        serving=Serving(),
+        template_hash="abc",
+    )
+    v = VariantStatus(
+        model_version="iris-v1",
+        version="v1",
+        revision=3,
+        weight=20,
+        traffic_share=33,
+        pin=pin,
+        changes=["resources"],
+    )
+    assert variant_line(v) == (
+        "v1 (iris-v1, rev 3, sha256 5f1c00000000, changed: resources), weight 20% (gets 33%)"
+    )

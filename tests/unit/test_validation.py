@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coalmine.api import ModelVersion
+from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.validation import plan_validation
 from tests.integration.test_admission import model_version
 
@@ -77,3 +78,14 @@ def test_a_verdict_is_final_and_keeps_its_transition_times() -> None:
     assert again.status == first.status
     assert again.event is None
     assert not again.create_job
+
+
+def test_a_recreated_model_version_gets_its_own_check_job() -> None:
+    first = ModelVersion.model_validate(model_version())
+    first.metadata.uid = "11111111-aaaa"
+    again = first.model_copy(deep=True)
+    again.metadata.uid = "22222222-bbbb"
+    assert validation_job_name(first) != validation_job_name(again)
+    job = build_validation_job(again)
+    assert job["metadata"]["name"] == validation_job_name(again)
+    assert len(job["metadata"]["name"]) <= 63

@@ -23,6 +23,8 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 PROGRESSING = "Progressing"
 DEGRADED = "Degraded"
+MODEL_VERSION_AVAILABLE = "ModelVersionAvailable"
+"""True while the ModelVersion the stable pods serve exists as it was validated."""
 
 # Commands of the `coalmine` CLI: it sets one of these annotations to a fresh token;
 # the operator acts once per token and records it in status.handledCommands.
@@ -205,6 +207,33 @@ Revision = Annotated[int, Field(ge=1)]
 Counter = Annotated[int, Field(ge=0)]
 
 
+Change = Literal["modelVersion", "artifact", "resources", "serving", "image", "template"]
+"""What made a revision new: another ModelVersion, the same name re-created with another
+artifact, the pods' resources, the server's knobs, its image, or the operator's template."""
+TemplateHash = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class Pin(ApiModel):
+    """What one revision serves, fixed when the revision was made: the verified artifact and
+    everything else that shapes its pods. A variant's Deployment is rebuilt from its pin, never
+    from the live spec or a ModelVersion re-created under the same name."""
+
+    model_version_uid: Annotated[str, StringConstraints(max_length=128)]
+    """uid of the ModelVersion that was validated; a re-created one is another revision."""
+    sha256: Annotated[str, StringConstraints(max_length=64)]
+    """The validated artifact's digest, which the pods verify before loading."""
+    image: Annotated[str, StringConstraints(max_length=512)]
+    """The serving image, resolved from spec.serving.image, the ModelVersion, or the default."""
+    resources: Resources | None = None
+    """spec.resources when the revision was made."""
+    serving: Serving
+    """spec.serving when the revision was made."""
+    template_hash: TemplateHash
+    """Hash of the pod template these render to; a Deployment is only re-applied while its
+    pin still renders to it (a ModelVersion gone or an operator whose template changed leave
+    the running pods as they are)."""
+
+
 class VariantStatus(ApiModel):
     """What one variant (stable or canary) runs and how much traffic it gets."""
 
@@ -212,9 +241,16 @@ class VariantStatus(ApiModel):
     version: str
     """The ModelVersion's spec.version."""
     revision: Revision
-    """Rollout revision; increases by one for every new version rolled out."""
+    """Rollout revision; increases by one for every change of what serves."""
+    pin: Pin | None = None
+    """What this revision serves (absent only in statuses written by operators before 0.2)."""
+    changes: list[Change] = Field(default_factory=list, max_length=6)
+    """What differs from the revision that served before it."""
     weight: Percent
-    """Percent of client requests this variant serves."""
+    """Percent of client requests this variant was asked to serve."""
+    traffic_share: Percent | None = None
+    """Percent of client requests it really gets: with the kubernetes router its share of the
+    pods, which can differ from `weight`."""
     mirror: Percent | None = None
     """Percent of requests copied to this variant as shadow traffic (canary only)."""
     ready_replicas: Counter | None = None
@@ -299,6 +335,9 @@ class HistoryEntry(ApiModel):
     outcome: Literal["Promoted", "RolledBack", "Aborted", "Superseded"]
     reason: Message | None = None
     time: AwareDatetime
+    pin: Pin | None = None
+    """What the revision served; `undo` serves it again."""
+    changes: list[Change] = Field(default_factory=list, max_length=6)
 
 
 RECORD_POINTS = 120
@@ -389,7 +428,9 @@ class ModelDeploymentStatus(ApiModel):
     aborted_revision: Revision | None = None
     """A revision rolled back or aborted; not retried until the spec changes or `retry`."""
     aborted_model_version: KubeName | None = None
-    """The ModelVersion of abortedRevision: while spec.modelVersion names it, nothing starts."""
+    """The ModelVersion of abortedRevision."""
+    aborted_template_hash: TemplateHash | None = None
+    """The pin of abortedRevision: while the spec asks for exactly it, nothing starts."""
     canary_scale_down_at: AwareDatetime | None = None
     """When the canary pods of a finished rollout may go."""
     handled_commands: dict[Annotated[str, StringConstraints(max_length=63)], str] = Field(

@@ -20,7 +20,7 @@ import prometheus_client
 from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
 from coalmine.cli import completion, report
-from coalmine.cli.timeline import render
+from coalmine.cli.timeline import history_line, render
 from coalmine.kube.client import Kube
 
 
@@ -78,10 +78,7 @@ def _history(args: argparse.Namespace) -> int:
     if not history:
         print("no finished rollouts yet")
     for h in history:
-        print(
-            f"rev {h.revision:<3} {h.model_version:<24} {h.version:<10} {h.outcome:<11} "
-            f"{h.time:%Y-%m-%d %H:%M:%S}  {h.reason or ''}"
-        )
+        print(history_line(h))
     return 0
 
 

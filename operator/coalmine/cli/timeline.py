@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from coalmine.api.deployment import ModelDeployment
+from coalmine.api.deployment import HistoryEntry, ModelDeployment, VariantStatus
 from coalmine.api.strategy import RolloutStrategySpec, describe_step
 
 MARKS = {"done": "✓", "current": "▶", "todo": " ", "failed": "✗"}
@@ -32,19 +32,10 @@ def render(
     lines = [f"{md.metadata.name} (namespace {ns})"]
     if st is None:
         return "\n".join([*lines, "  not reconciled yet: is the operator running?"])
-    stable = (
-        f"{st.stable.version} ({st.stable.model_version}, rev {st.stable.revision})"
-        if st.stable
-        else "-"
-    )
     lines.append(f"  phase   {st.phase}" + (f": {st.message}" if st.message else ""))
-    lines.append(f"  stable  {stable}")
+    lines.append(f"  stable  {variant_line(st.stable) if st.stable else '-'}")
     if st.canary is not None:
-        c = st.canary
-        lines.append(
-            f"  canary  {c.version} ({c.model_version}, rev {c.revision}), weight {c.weight}%"
-            + (f", mirror {c.mirror}%" if c.mirror else "")
-        )
+        lines.append(f"  canary  {variant_line(st.canary)}")
     if st.url:
         lines.append(f"  url     {st.url}")
     if strategy is not None and strategy.steps:
@@ -82,9 +73,26 @@ def render(
             )
     if st.history:
         lines.append("history")
-        for h in st.history:
-            lines.append(
-                f"  rev {h.revision:<3} {h.model_version:<24} {h.outcome:<11} {_clock(h.time)}"
-                + (f"  {h.reason}" if h.reason else "")
-            )
+        lines.extend(f"  {history_line(h)}" for h in st.history)
     return "\n".join(lines)
+
+
+def variant_line(v: VariantStatus) -> str:
+    """Version, revision, the pinned digest, what changed, and the traffic it gets."""
+    what = [v.model_version, f"rev {v.revision}"]
+    if v.pin is not None:
+        what.append(f"sha256 {v.pin.sha256[:12]}")
+    if v.changes:
+        what.append(f"changed: {', '.join(v.changes)}")
+    line = f"{v.version} ({', '.join(what)}), weight {v.weight}%"
+    if v.traffic_share is not None and v.traffic_share != v.weight:
+        line += f" (gets {v.traffic_share}%)"
+    return line + (f", mirror {v.mirror}%" if v.mirror else "")
+
+
+def history_line(h: HistoryEntry) -> str:
+    changed = f"  [{', '.join(h.changes)}]" if h.changes else ""
+    return (
+        f"rev {h.revision:<3} {h.model_version:<24} {h.version:<10} {h.outcome:<11}"
+        f" {h.time:%Y-%m-%d %H:%M:%S}{changed}" + (f"  {h.reason}" if h.reason else "")
+    )

@@ -7,7 +7,7 @@ from typing import Any
 from coalmine.api.deployment import ModelDeployment
 from coalmine.kube.client import Kube
 from coalmine.resources import Variant
-from coalmine.resources.deployment import MODEL_VERSION_ANNOTATION
+from coalmine.resources.deployment import MODEL_VERSION_ANNOTATION, TEMPLATE_HASH_ANNOTATION
 from coalmine.resources.naming import deployment_name, selector_labels
 from coalmine.rollout.observation import VariantObservation
 
@@ -55,9 +55,10 @@ def observe_variant(
                 crash = True
             if terminated and terminated.get("message"):
                 message = str(terminated["message"]).strip()
-    mv_name = dep["metadata"].get("annotations", {}).get(MODEL_VERSION_ANNOTATION, "")
+    annotations = dep["metadata"].get("annotations", {})
     obs = VariantObservation(
-        model_version=mv_name,
+        model_version=annotations.get(MODEL_VERSION_ANNOTATION, ""),
+        template_hash=annotations.get(TEMPLATE_HASH_ANNOTATION, ""),
         replicas=replicas,
         ready_replicas=ready,
         rolled_out=rolled_out,

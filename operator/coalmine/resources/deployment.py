@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-from coalmine.api.deployment import ModelDeployment
+from coalmine.api.deployment import ModelDeployment, Pin
 from coalmine.api.modelversion import ModelVersion
 from coalmine.resources.naming import (
     Manifest,
@@ -22,23 +23,35 @@ PORT = 8080
 PORT_NAME = "http"
 RUN_AS = 65532  # the "nonroot" user of distroless-style images
 MODEL_VERSION_ANNOTATION = "coalmine.dev/model-version"
+TEMPLATE_HASH_ANNOTATION = "coalmine.dev/template-hash"
 MOUNT_ROOT = "/mnt/models"  # where the server resolves pvc://CLAIM/PATH
 TERMINATION_GRACE_SECONDS = 30
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 
 
 def build_deployment(
-    md: ModelDeployment, mv: ModelVersion, variant: Variant, replicas: int | None
+    md: ModelDeployment,
+    mv: ModelVersion,
+    variant: Variant,
+    replicas: int | None,
+    pin: Pin | None = None,
 ) -> Manifest:
-    """The Deployment serving `mv` as `variant` of `md`.
+    """The Deployment serving `mv` as `variant` of `md`, as `pin` fixed it (by default, as the
+    live spec asks now).
 
     `replicas=None` leaves the count out, so a HorizontalPodAutoscaler owns it
     under server-side apply. The selector holds only the deployment and
     variant, because a Deployment's selector can never change while versions do.
     """
+    pin = pin or pin_for(md, mv)
     labels = common_labels(md, variant, mv.spec.version)
     meta = object_meta(deployment_name(md, variant), md, labels)
-    meta["annotations"] = {MODEL_VERSION_ANNOTATION: mv.metadata.name}
+    meta["annotations"] = {
+        MODEL_VERSION_ANNOTATION: mv.metadata.name,
+        TEMPLATE_HASH_ANNOTATION: pin.template_hash,
+    }
+    template = pod_template(md, mv, variant, pin)
+    template["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] = pin.template_hash
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(md, variant)},
         "revisionHistoryLimit": 2,
@@ -47,38 +60,72 @@ def build_deployment(
             "type": "RollingUpdate",
             "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
         },
-        "template": {
-            "metadata": {
-                "labels": labels,
-                "annotations": {
-                    MODEL_VERSION_ANNOTATION: mv.metadata.name,
-                    "prometheus.io/scrape": "true",
-                    "prometheus.io/port": str(PORT),
-                    "prometheus.io/path": "/metrics",
-                },
-            },
-            "spec": _pod_spec(md, mv, variant),
-        },
+        "template": template,
     }
     if replicas is not None:
         spec["replicas"] = replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 
-def serving_image(md: ModelDeployment, mv: ModelVersion) -> str:
-    """The deployment's image wins over the version's, which wins over the default."""
-    return md.spec.serving.image or mv.spec.image or DEFAULT_IMAGE
+def pod_template(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> Manifest:
+    """The pod template of `variant`: `mv`'s artifact with the pinned image, resources and
+    server knobs."""
+    return {
+        "metadata": {
+            "labels": common_labels(md, variant, mv.spec.version),
+            "annotations": {
+                MODEL_VERSION_ANNOTATION: mv.metadata.name,
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(PORT),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": _pod_spec(md, mv, variant, pin),
+    }
 
 
-def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant) -> dict[str, Any]:
+def pin_for(md: ModelDeployment, mv: ModelVersion) -> Pin:
+    """What a revision of `md` serving `mv` would pin, as the spec reads now."""
+    draft = Pin(
+        model_version_uid=mv.metadata.uid or "",
+        sha256=mv.spec.sha256,
+        image=md.spec.serving.image or mv.spec.image or DEFAULT_IMAGE,
+        resources=md.spec.resources,
+        serving=md.spec.serving,
+        template_hash="-",
+    )
+    return draft.model_copy(update={"template_hash": template_hash(md, mv, draft)})
+
+
+def template_hash(md: ModelDeployment, mv: ModelVersion, pin: Pin) -> str:
+    """Hash of the pod template `pin` renders to (as the stable variant, so canary and stable
+    of one revision share it); any change of what the pods run changes it."""
+    template = pod_template(md, mv, "stable", pin)
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def renders(md: ModelDeployment, mv: ModelVersion | None, pin: Pin) -> bool:
+    """Whether `pin` can be rebuilt from `mv` exactly as it was pinned: the same ModelVersion
+    (uid) and a template that hashes the same (this operator builds it as the one that pinned
+    it did)."""
+    return (
+        mv is not None
+        and (mv.metadata.uid or "") == pin.model_version_uid
+        and template_hash(md, mv, pin) == pin.template_hash
+    )
+
+
+def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> Manifest:
     volumes, mounts = model_volumes(mv.spec.uri)
     container = {
         "name": CONTAINER,
-        "image": serving_image(md, mv),
+        # The deployment's image wins over the version's, which wins over the default.
+        "image": pin.image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
-        "env": _env(md, mv, variant),
-        "resources": _resources(md),
+        "env": _env(md, mv, variant, pin),
+        "resources": _resources(pin),
         **_probes(),
         "securityContext": container_security_context(),
         "volumeMounts": mounts,
@@ -130,13 +177,13 @@ def pod_security_context() -> dict[str, Any]:
     }
 
 
-def _env(md: ModelDeployment, mv: ModelVersion, variant: Variant) -> list[dict[str, str]]:
-    serving = md.spec.serving
+def _env(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> list[dict[str, str]]:
+    serving = pin.serving
     values = {
         # Clients address the model by the ModelDeployment's name, whatever the version.
         "COALMINE_NAME": md.metadata.name,
         "COALMINE_URI": mv.spec.uri,
-        "COALMINE_SHA256": mv.spec.sha256,
+        "COALMINE_SHA256": pin.sha256,
         "COALMINE_FORMAT": mv.spec.format,
         "COALMINE_MODEL_VERSION": mv.spec.version,
         "COALMINE_VARIANT": variant,
@@ -177,9 +224,9 @@ def _pvc_claim(uri: str) -> str | None:
     return uri.removeprefix("pvc://").split("/", 1)[0]
 
 
-def _resources(md: ModelDeployment) -> dict[str, Any]:
+def _resources(pin: Pin) -> dict[str, Any]:
     """The user's resources; default requests so the scheduler and an HPA have a baseline."""
-    resources = md.spec.resources
+    resources = pin.resources
     requests = resources.requests if resources and resources.requests else DEFAULT_REQUESTS
     out: dict[str, Any] = {"requests": dict(requests)}
     if resources and resources.limits:

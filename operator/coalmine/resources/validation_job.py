@@ -26,8 +26,9 @@ CHECK_DEADLINE_SECONDS = 300
 
 
 def validation_job_name(mv: ModelVersion) -> str:
-    # The spec is immutable, so one check per ModelVersion is enough.
-    return child_name(mv.metadata.name, "check")
+    """One check per ModelVersion (its spec is immutable). The uid is in the name, so a
+    ModelVersion re-created under the same name never reads the old one's verdict."""
+    return child_name(mv.metadata.name, f"check-{(mv.metadata.uid or '')[:8]}")
 
 
 def build_validation_job(mv: ModelVersion, image: str | None = None) -> Manifest:

@@ -21,8 +21,16 @@ from __future__ import annotations
 
 from coalmine.api.base import Condition, ConditionStatus
 from coalmine.api.conditions import set_condition
-from coalmine.api.deployment import DEGRADED, PROGRESSING, READY, RECONCILING, STALLED
+from coalmine.api.deployment import (
+    DEGRADED,
+    MODEL_VERSION_AVAILABLE,
+    PROGRESSING,
+    READY,
+    RECONCILING,
+    STALLED,
+)
 from coalmine.rollout.draft import Draft
+from coalmine.rollout.revision import MODEL_VERSION_PRESENT, pinned_problem
 
 
 def _flag(value: bool) -> ConditionStatus:
@@ -45,4 +53,25 @@ def conditions(d: Draft) -> list[Condition]:
         result = set_condition(
             result, type_, _flag(value), d.reason, message, d.now, d.md.metadata.generation
         )
-    return result
+    return _availability(d, result)
+
+
+def _availability(d: Draft, result: list[Condition]) -> list[Condition]:
+    """ModelVersionAvailable, for the stable revision: False (with an Event when it turns so)
+    once its ModelVersion is deleted or re-created with another artifact."""
+    stable = d.status.stable
+    if stable is None or stable.pin is None:
+        return [c for c in result if c.type != MODEL_VERSION_AVAILABLE]
+    problem = pinned_problem(stable, d.obs.model_versions.get(stable.model_version))
+    before = next((c for c in result if c.type == MODEL_VERSION_AVAILABLE), None)
+    if problem is None:
+        status: ConditionStatus = "True"
+        reason = MODEL_VERSION_PRESENT
+        message = f"stable serves {stable.model_version} as validated"
+    else:
+        status, (reason, message) = "False", problem
+        if before is None or before.reason != reason:
+            d.emit("Warning", reason, message)
+    return set_condition(
+        result, MODEL_VERSION_AVAILABLE, status, reason, message, d.now, d.md.metadata.generation
+    )

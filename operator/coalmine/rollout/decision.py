@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from coalmine.api.deployment import ModelDeploymentStatus
+from coalmine.api.deployment import ModelDeploymentStatus, Pin, VariantStatus
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,29 @@ class Intent:
     """Percent of traffic copied to the canary as shadow traffic."""
     canary_replicas_zero: bool
     """Keep the canary Deployment but at 0 replicas (a rolled-back canary after its delay)."""
+    stable_pin: Pin | None = None
+    """What the stable Deployment is built from (None: from the live spec, for statuses
+    written before pins)."""
+    canary_pin: Pin | None = None
+
+    @classmethod
+    def of(
+        cls,
+        stable: VariantStatus | None,
+        canary: VariantStatus | None,
+        weight: int,
+        mirror: int,
+        zero: bool,
+    ) -> Intent:
+        return cls(
+            stable.model_version if stable else None,
+            canary.model_version if canary else None,
+            weight,
+            mirror,
+            zero,
+            stable.pin if stable else None,
+            canary.pin if canary else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Literal
 
 from coalmine.api.deployment import (
@@ -11,12 +12,14 @@ from coalmine.api.deployment import (
     ModelDeployment,
     ModelDeploymentStatus,
     Phase,
+    Pin,
     VariantStatus,
 )
 from coalmine.api.strategy import RolloutStrategySpec
 from coalmine.rollout.commands import new_commands
 from coalmine.rollout.decision import Event
 from coalmine.rollout.observation import Observation
+from coalmine.rollout.revision import desired_pin
 
 DEFAULTS = RolloutStrategySpec()
 """Limits used when the strategy cannot be read (e.g. the delay after a rollback)."""
@@ -50,7 +53,27 @@ class Draft:
         status = (md.status or ModelDeploymentStatus()).model_copy(deep=True)
         commands = new_commands(status.handled_commands, obs.commands)
         status.handled_commands = {**status.handled_commands, **commands}
-        return cls(md, obs, status, commands)
+        draft = cls(md, obs, status, commands)
+        draft.adopt_unpinned()
+        return draft
+
+    @cached_property
+    def desired(self) -> Pin | None:
+        """The pin the spec asks for now (None: its ModelVersion does not exist)."""
+        return desired_pin(self.md, self.obs.target)
+
+    def adopt_unpinned(self) -> None:
+        """A status written before revisions had pins: the variant serving the target takes
+        the target's pin (its pods are rebuilt once, with the same artifact)."""
+        target = self.obs.target
+        for variant in (self.status.stable, self.status.canary):
+            if (
+                variant is not None
+                and variant.pin is None
+                and target is not None
+                and variant.model_version == target.metadata.name
+            ):
+                variant.pin = self.desired
 
     @property
     def now(self) -> datetime:
@@ -111,6 +134,8 @@ class Draft:
                 outcome=outcome,
                 reason=clip(reason),
                 time=self.now,
+                pin=variant.pin,
+                changes=variant.changes,
             )
         )
 

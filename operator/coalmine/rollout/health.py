@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from coalmine.api.deployment import VariantStatus
 from coalmine.rollout.observation import VariantObservation
+from coalmine.rollout.revision import runs
 
 
-def is_ready(variant: VariantObservation | None, model_version: str, *, serving: bool) -> bool:
-    """Running `model_version`, converged, and with a ready pod when it must be `serving`
+def is_ready(observed: VariantObservation | None, variant: VariantStatus, *, serving: bool) -> bool:
+    """Running `variant`'s pin, converged, and with a ready pod when it must be `serving`
     (a canary always must; a stable may be scaled to zero on purpose)."""
     return (
-        variant is not None
-        and variant.model_version == model_version
-        and variant.rolled_out
-        and variant.ready_replicas >= (1 if serving else min(1, variant.replicas))
+        observed is not None
+        and runs(observed, variant)
+        and observed.rolled_out
+        and observed.ready_replicas >= (1 if serving else min(1, observed.replicas))
     )
 
 
-def crash_loop(variant: VariantObservation | None, model_version: str, limit: int) -> str | None:
+def crash_loop(
+    observed: VariantObservation | None, variant: VariantStatus, limit: int
+) -> str | None:
     """Why the variant counts as crash-looping, or None.
 
     `limit` restarts are tolerated; the next failure trips it, whether it shows as
@@ -24,9 +28,9 @@ def crash_loop(variant: VariantObservation | None, model_version: str, limit: in
     restarts. So a canary that cannot start at all is caught after limit + 1
     failed starts, long before the progress deadline.
     """
-    if variant is None or variant.model_version != model_version:
+    if observed is None or not runs(observed, variant):
         return None
-    if variant.restarts > limit or (variant.crash_looping and variant.restarts >= limit):
-        detail = f": {variant.failure_message}" if variant.failure_message else ""
-        return f"crash-looping: {variant.restarts} restarts (limit {limit}){detail}"
+    if observed.restarts > limit or (observed.crash_looping and observed.restarts >= limit):
+        detail = f": {observed.failure_message}" if observed.failure_message else ""
+        return f"crash-looping: {observed.restarts} restarts (limit {limit}){detail}"
     return None

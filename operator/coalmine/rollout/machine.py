@@ -3,11 +3,12 @@ rollouts, the steady state, and the CLI commands."""
 
 from __future__ import annotations
 
-from coalmine.api.deployment import VariantStatus
+from coalmine.api.deployment import Pin, VariantStatus
 from coalmine.api.strategy import summarize
 from coalmine.rollout.commands import undo_revision
 from coalmine.rollout.draft import Draft
 from coalmine.rollout.health import crash_loop, is_ready
+from coalmine.rollout.revision import asks_for, changes
 from coalmine.rollout.walk import progress, rollback
 
 
@@ -20,7 +21,7 @@ def decide(d: Draft) -> None:
     _stop_commands(d)
     if d.in_rollout:
         assert st.canary is not None
-        if st.canary.model_version == d.md.spec.model_version:
+        if asks_for(d.md, d.desired, st.canary):
             progress(d)
             return
         _supersede(d)
@@ -65,6 +66,7 @@ def _first_serve(d: Draft) -> None:
         version=d.obs.target.spec.version,
         revision=st.latest_revision,
         weight=100,
+        pin=d.desired,
     )
     d.record(st.stable, "Promoted", "first version served")
     d.emit(
@@ -76,12 +78,11 @@ def _first_serve(d: Draft) -> None:
 def _start_or_hold(d: Draft) -> None:
     st = d.status
     assert st.stable is not None
-    name = d.md.spec.model_version
-    if name == st.stable.model_version:
-        st.aborted_revision = st.aborted_model_version = None
+    if asks_for(d.md, d.desired, st.stable):
+        _clear_aborted(d)
         _steady(d)
         return
-    if name == st.aborted_model_version:
+    if _asks_for_aborted(d):
         message = st.message or f"revision {st.aborted_revision} rolled back"
         d.set_phase("RolledBack", "RolledBack", message, stalled=True)
         return
@@ -97,8 +98,9 @@ def _start_or_hold(d: Draft) -> None:
 
 
 def _start_revision(d: Draft) -> None:
-    st, target = d.status, d.obs.target
+    st, target, pin = d.status, d.obs.target, d.desired
     assert target is not None
+    assert pin is not None
     assert st.stable is not None
     st.latest_revision += 1
     st.canary = VariantStatus(
@@ -106,24 +108,47 @@ def _start_revision(d: Draft) -> None:
         version=target.spec.version,
         revision=st.latest_revision,
         weight=0,
+        pin=pin,
+        changes=changes(st.stable, target.metadata.name, pin),
     )
     st.current_step_index = 0
     st.rollout_started_at = d.now
     st.step_started_at = st.analysis_run = st.canary_scale_down_at = None
-    st.aborted_revision = st.aborted_model_version = None
+    _clear_aborted(d)
     d.emit(
         "Normal",
         "RolloutStarted",
         f"revision {st.latest_revision}: {st.stable.version} -> {target.spec.version}"
-        f" ({summarize(d.strategy)})",
+        f" ({', '.join(st.canary.changes)} changed; {summarize(d.strategy)})",
     )
 
 
+def _asks_for_aborted(d: Draft) -> bool:
+    """The spec asks for exactly the revision that was rolled back."""
+    st = d.status
+    if st.aborted_template_hash is not None and d.desired is not None:
+        return d.desired.template_hash == st.aborted_template_hash
+    return st.aborted_model_version is not None and (
+        d.md.spec.model_version == st.aborted_model_version
+    )
+
+
+def _clear_aborted(d: Draft) -> None:
+    st = d.status
+    st.aborted_revision = st.aborted_model_version = st.aborted_template_hash = None
+
+
 def _supersede(d: Draft) -> None:
-    """spec.modelVersion moved on during a rollout: drop the canary at once."""
+    """The spec asks for another revision during a rollout: drop the canary at once."""
     canary = d.status.canary
     assert canary is not None
-    reason = f"spec.modelVersion changed to {d.md.spec.model_version}"
+    pin = d.desired
+    what = changes(canary, d.md.spec.model_version, pin) if pin is not None else ["modelVersion"]
+    reason = (
+        f"spec.modelVersion changed to {d.md.spec.model_version}"
+        if what == ["modelVersion"]
+        else f"superseded by a new revision ({', '.join(what)} changed)"
+    )
     d.record(canary, "Superseded", reason)
     d.end_rollout(d.strategy.abort_scale_down_delay_seconds)
     d.emit("Normal", "Superseded", f"revision {canary.revision} ({canary.version}): {reason}")
@@ -133,10 +158,10 @@ def _steady(d: Draft) -> None:
     """No rollout: report how the stable Deployment is doing."""
     stable = d.status.stable
     assert stable is not None
-    crash = crash_loop(d.obs.stable, stable.model_version, d.strategy.max_canary_restarts)
+    crash = crash_loop(d.obs.stable, stable, d.strategy.max_canary_restarts)
     if crash is not None:
         d.set_phase("Degraded", "CrashLoop", f"stable {crash}", stalled=True, event="Warning")
-    elif not is_ready(d.obs.stable, stable.model_version, serving=d.stable_serves):
+    elif not is_ready(d.obs.stable, stable, serving=d.stable_serves):
         message = f"rolling out the stable Deployment ({stable.version})"
         d.set_phase("Progressing", "StableNotReady", message)
     else:
@@ -169,7 +194,7 @@ def _undo(d: Draft, token: str) -> None:
         h
         for h in reversed(st.history)
         if h.outcome == "Promoted"
-        and h.model_version != current.model_version
+        and _differs(h.pin, h.model_version, current)
         and (wanted is None or h.revision == wanted)
     ]
     if not earlier:
@@ -177,14 +202,25 @@ def _undo(d: Draft, token: str) -> None:
         d.emit("Warning", "UndoImpossible", f"undo: {which} is not in the history")
         return
     back = earlier[0]
+    found = d.obs.model_versions.get(back.model_version)
+    if back.pin is not None and (found is None or found.metadata.uid != back.pin.model_version_uid):
+        message = (
+            f"undo: revision {back.revision} served ModelVersion {back.model_version}, which"
+            " no longer exists as it was"
+        )
+        d.emit("Warning", "UndoImpossible", message)
+        return
     d.record(current, "RolledBack", f"undone to revision {back.revision}")
     st.aborted_revision, st.aborted_model_version = current.revision, current.model_version
+    st.aborted_template_hash = current.pin.template_hash if current.pin else None
     st.latest_revision += 1
     st.stable = VariantStatus(
         model_version=back.model_version,
         version=back.version,
         revision=st.latest_revision,
         weight=100,
+        pin=back.pin,
+        changes=changes(current, back.model_version, back.pin) if back.pin else [],
     )
     d.record(st.stable, "Promoted", f"undo to revision {back.revision}")
     message = (
@@ -204,4 +240,11 @@ def _retry_command(d: Draft) -> None:
         d.emit("Normal", "CommandIgnored", "retry: nothing was rolled back")
         return
     d.emit("Normal", "Retrying", f"retrying {st.aborted_model_version} as a new revision")
-    st.aborted_revision = st.aborted_model_version = None
+    _clear_aborted(d)
+
+
+def _differs(pin: Pin | None, name: str, current: VariantStatus) -> bool:
+    """Whether a history entry served something other than `current`."""
+    if pin is None or current.pin is None:
+        return name != current.model_version
+    return pin.template_hash != current.pin.template_hash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,8 @@ class VariantObservation:
 
     model_version: str
     """ModelVersion name the variant's Deployment runs."""
+    template_hash: str
+    """The pin its pod template was built from ("" for a Deployment of an operator before 0.2)."""
     replicas: int
     """Desired replicas of its Deployment."""
     ready_replicas: int
@@ -49,3 +52,6 @@ class Observation:
     """Set only when the caller measured because `measurement_due` asked."""
     commands: dict[str, str]
     """Current values of COMMAND_ANNOTATIONS (command name -> token)."""
+    model_versions: Mapping[str, ModelVersion]
+    """ModelVersions found by name: the target and those the variants (and, for a pending
+    `undo`, the history) serve; a name missing here does not exist."""

@@ -16,6 +16,7 @@ from coalmine.rollout.draft import Draft
 from coalmine.rollout.machine import decide
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.record import update_record
+from coalmine.rollout.revision import runs
 from coalmine.rollout.schedule import measurement_due, requeue_after
 
 __all__ = ["Event", "Intent", "Measurement", "Plan", "measurement_due", "plan"]
@@ -49,7 +50,7 @@ def _retire_canary(d: Draft) -> None:
     st = d.status
     if d.in_rollout or st.canary is None or st.canary_scale_down_at is None:
         return
-    if d.now < st.canary_scale_down_at or st.canary.model_version == st.aborted_model_version:
+    if d.now < st.canary_scale_down_at or st.canary.revision == st.aborted_revision:
         return
     d.emit("Normal", "CanaryRemoved", f"canary {st.canary.version} scaled down")
     st.canary = None
@@ -68,14 +69,14 @@ def _set_weights_and_readiness(d: Draft) -> None:
 def _intent(d: Draft) -> Intent:
     st = d.status
     canary = st.canary
-    stable = st.stable.model_version if st.stable else None
+    stable = st.stable
     if canary is None:
-        return Intent(stable, None, 0, 0, False)
+        return Intent.of(stable, None, 0, 0, False)
     if d.in_rollout and canary.weight == 100 and _steps_done(d):
-        stable = canary.model_version  # promoting: the stable Deployment takes the new version
+        stable = canary  # promoting: the stable Deployment takes the new revision
     retired = st.canary_scale_down_at is not None and d.now >= st.canary_scale_down_at
     zero = not d.in_rollout and retired
-    return Intent(stable, canary.model_version, canary.weight, canary.mirror or 0, zero)
+    return Intent.of(stable, canary, canary.weight, canary.mirror or 0, zero)
 
 
 def _steps_done(d: Draft) -> bool:
@@ -84,5 +85,5 @@ def _steps_done(d: Draft) -> bool:
     canary, index = d.status.canary, d.status.current_step_index
     assert canary is not None
     if d.obs.strategy is None:
-        return d.obs.stable is not None and d.obs.stable.model_version == canary.model_version
+        return runs(d.obs.stable, canary)
     return (index or 0) >= len(d.obs.strategy.steps)

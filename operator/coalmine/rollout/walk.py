@@ -12,6 +12,7 @@ from coalmine.api.strategy import Analysis, RolloutStrategySpec, Step, summarize
 from coalmine.rollout.commands import is_full_promote
 from coalmine.rollout.draft import Draft, clip
 from coalmine.rollout.health import crash_loop, is_ready
+from coalmine.rollout.revision import runs
 
 OUTCOME_EVENTS: dict[str, tuple[Literal["Normal", "Warning"], str]] = {
     "Successful": ("Normal", "AnalysisSuccessful"),
@@ -35,7 +36,7 @@ def progress(d: Draft) -> None:
         message = f"holding at {canary.weight}%: {_strategy_name(d)} not found"
         d.set_phase("Paused", "StrategyNotFound", message, stalled=True, event="Warning")
         return
-    crash = crash_loop(obs.canary, canary.model_version, obs.strategy.max_canary_restarts)
+    crash = crash_loop(obs.canary, canary, obs.strategy.max_canary_restarts)
     if crash is not None:
         rollback(d, f"canary {crash}")
         return
@@ -55,16 +56,14 @@ def _strategy_name(d: Draft) -> str:
 def _canary_started(d: Draft, canary: VariantStatus) -> bool:
     """Whether the canary is Ready; rolls back when the deadline passed first."""
     st, obs = d.status, d.obs
-    if is_ready(obs.canary, canary.model_version, serving=True):
+    if is_ready(obs.canary, canary, serving=True):
         st.step_started_at = d.now
         d.emit("Normal", "CanaryReady", f"canary {canary.version} is ready; walking the steps")
         return True
     deadline = d.strategy.progress_deadline_seconds
     assert st.rollout_started_at is not None
     if d.now >= st.rollout_started_at + timedelta(seconds=deadline):
-        seen = (
-            obs.canary if obs.canary and obs.canary.model_version == canary.model_version else None
-        )
+        seen = obs.canary if runs(obs.canary, canary) else None
         ready = f"{seen.ready_replicas}/{seen.replicas} ready" if seen else "no canary pods"
         detail = f": {seen.failure_message}" if seen and seen.failure_message else ""
         rollback(d, f"canary not ready within {deadline}s ({ready}){detail}")
@@ -240,7 +239,7 @@ def _promotion(d: Draft) -> None:
     if canary.weight != 100 or canary.mirror:
         canary.weight, canary.mirror = 100, None
         d.emit("Normal", "Promoting", f"all steps passed: stable is moving to {canary.version}")
-    if not is_ready(d.obs.stable, canary.model_version, serving=d.stable_serves):
+    if not is_ready(d.obs.stable, canary, serving=d.stable_serves):
         message = f"revision {canary.revision}: promoting {canary.version} to stable"
         d.set_phase("Progressing", "Promoting", message)
         return
@@ -261,6 +260,7 @@ def rollback(d: Draft, reason: str, outcome: str = "RolledBack") -> None:
     assert canary is not None
     d.record(canary, "Aborted" if outcome == "Aborted" else "RolledBack", reason)
     st.aborted_revision, st.aborted_model_version = canary.revision, canary.model_version
+    st.aborted_template_hash = canary.pin.template_hash if canary.pin else None
     d.end_rollout(d.strategy.abort_scale_down_delay_seconds)
     message = f"revision {canary.revision} ({canary.version}) rolled back: {reason}"
     d.set_phase("RolledBack", "RolledBack", message, stalled=True)

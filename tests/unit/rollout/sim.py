@@ -12,10 +12,12 @@ from coalmine.api.deployment import (
     ModelDeployment,
     ModelDeploymentStatus,
     Outcome,
+    Pin,
     VariantCounters,
 )
 from coalmine.api.modelversion import APPROVED_BY_ANNOTATION, ModelVersion
 from coalmine.api.strategy import RolloutStrategySpec
+from coalmine.resources.deployment import pin_for
 from coalmine.rollout.observation import Observation, VariantObservation
 from coalmine.rollout.plan import Plan, measurement_due, plan
 
@@ -24,17 +26,28 @@ SHA = "0" * 64
 
 
 def model_version(
-    name: str, *, phase: str = "Validated", approved: bool = False, message: str | None = None
+    name: str,
+    *,
+    phase: str = "Validated",
+    approved: bool = False,
+    message: str | None = None,
+    uid: str | None = None,
+    sha256: str = SHA,
 ) -> ModelVersion:
     annotations = {APPROVED_BY_ANNOTATION: "alice"} if approved else {}
     return ModelVersion.model_validate(
         {
-            "metadata": {"name": name, "namespace": "ml", "annotations": annotations},
+            "metadata": {
+                "name": name,
+                "namespace": "ml",
+                "uid": uid or f"uid-{name}",
+                "annotations": annotations,
+            },
             "spec": {
                 "model": "iris",
                 "version": name.removeprefix("iris-"),
                 "uri": f"s3://models/{name}.skops",
-                "sha256": SHA,
+                "sha256": sha256,
                 "format": "skops",
             },
             "status": {"phase": phase, "message": message},
@@ -72,6 +85,7 @@ def deployment(
     generation: int = 1,
     history_limit: int = 10,
     annotations: dict[str, str] | None = None,
+    spec: dict[str, Any] | None = None,
 ) -> ModelDeployment:
     md = ModelDeployment.model_validate(
         {
@@ -85,11 +99,17 @@ def deployment(
                 "modelVersion": target,
                 "strategyRef": {"name": "canary"},
                 "revisionHistoryLimit": history_limit,
+                **(spec or {}),
             },
         }
     )
     md.status = status
     return md
+
+
+def pinned_hash(name: str) -> str:
+    """The template hash of a Sim deployment serving `model_version(name)`."""
+    return pin_for(deployment(name), model_version(name)).template_hash
 
 
 def running(
@@ -100,9 +120,12 @@ def running(
     restarts: int = 0,
     crash: bool = False,
     message: str | None = None,
+    template_hash: str | None = None,
 ) -> VariantObservation:
+    """A Deployment running `name` (by default as the Sim pins it)."""
     return VariantObservation(
         model_version=name,
+        template_hash=pinned_hash(name) if template_hash is None else template_hash,
         replicas=replicas,
         ready_replicas=replicas if ready else 0,
         rolled_out=ready,
@@ -144,15 +167,25 @@ class Sim:
     canary_ready: bool = True
     canary_restarts: int = 0
     canary_crash: bool = False
-    stable_on: str | None = None
-    canary_on: str | None = None
+    stable_on: tuple[str, str] | None = None
+    """(ModelVersion, template hash) the stable Deployment runs."""
+    canary_on: tuple[str, str] | None = None
     plans: list[Plan] = field(default_factory=list)
     history_limit: int = 10
+    spec: dict[str, Any] = field(default_factory=dict)
+    """More ModelDeployment spec (resources, serving, replicas ...)."""
 
     @property
     def md(self) -> ModelDeployment:
+        return self.deployment(self.status)
+
+    def deployment(self, status: ModelDeploymentStatus | None) -> ModelDeployment:
         return deployment(
-            self.target, self.status, generation=self.generation, history_limit=self.history_limit
+            self.target,
+            status,
+            generation=self.generation,
+            history_limit=self.history_limit,
+            spec=self.spec,
         )
 
     def observe(self, outcome: Outcome | None = None) -> Observation:
@@ -164,11 +197,14 @@ class Sim:
             baseline = run is not None and run.canary_snapshot is None
             m = measurement(outcome or "Successful", self.now, baseline=baseline)
         target = self.versions.get(self.target)
-        stable = running(self.stable_on) if self.stable_on else None
+        stable = None
+        if self.stable_on:
+            stable = running(self.stable_on[0], template_hash=self.stable_on[1])
         canary = None
         if self.canary_on:
             canary = running(
-                self.canary_on,
+                self.canary_on[0],
+                template_hash=self.canary_on[1],
                 ready=self.canary_ready,
                 restarts=self.canary_restarts,
                 crash=self.canary_crash,
@@ -182,6 +218,7 @@ class Sim:
             canary=canary,
             measurement=m,
             commands=dict(self.commands),
+            model_versions=dict(self.versions),
         )
 
     def step(self, seconds: float = 0, outcome: Outcome | None = None) -> Plan:
@@ -189,21 +226,13 @@ class Sim:
         self.now += timedelta(seconds=seconds)
         obs = self.observe(outcome)
         result = plan(self.md, obs)
-        again = plan(
-            deployment(
-                self.target,
-                result.status,
-                generation=self.generation,
-                history_limit=self.history_limit,
-            ),
-            obs,
-        )
+        again = plan(self.deployment(result.status), obs)
         assert again.events == (), f"re-plan emitted {again.events}"
         assert again.status == result.status, "re-plan changed the status"
         assert again.intent == result.intent
         self.status = result.status
-        self.stable_on = result.intent.stable_model_version
-        self.canary_on = result.intent.canary_model_version
+        self.stable_on = _runs(result.intent.stable_model_version, result.intent.stable_pin)
+        self.canary_on = _runs(result.intent.canary_model_version, result.intent.canary_pin)
         self.plans.append(result)
         return result
 
@@ -216,6 +245,13 @@ class Sim:
             if predicate(result):
                 return result
         raise AssertionError(f"never reached; last status {self.status}")
+
+
+def _runs(name: str | None, pin: Pin | None) -> tuple[str, str] | None:
+    if name is None:
+        return None
+    assert pin is not None, "every revision the Sim makes is pinned"
+    return name, pin.template_hash
 
 
 def replace_obs(obs: Observation, **changes: Any) -> Observation:

@@ -30,6 +30,7 @@ def test_first_serve_is_not_a_canary(versions: dict[str, ModelVersion]) -> None:
         "Stalled": "False",
         "Progressing": "True",
         "Degraded": "False",
+        "ModelVersionAvailable": "True",
     }
     ready = sim.step(3)
     assert ready.status.phase == "Healthy"

@@ -185,6 +185,7 @@ def test_analysis_failures_beyond_limit_roll_back(
         "Stalled": "True",
         "Progressing": "False",
         "Degraded": "True",
+        "ModelVersionAvailable": "True",
     }
     assert [e.type for e in rolled.events if e.reason == "RolledBack"] == ["Warning"]
     assert rolled.status.last_analysis is not None
