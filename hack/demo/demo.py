@@ -10,7 +10,11 @@ summary and the HTML/PNG report of the v3 rollout.
 Settings (environment): DEMO_PACE=human|fast (human: short pauses to read, the default),
 DEMO_NAMESPACE (coalmine-demo), DEMO_SYSTEM_NAMESPACE (coalmine-system), DEMO_RELEASE
 (coalmine), DEMO_OUT (_out/demo), KUBECONFIG (a cluster to use instead of the local one).
-tests/e2e/test_demo.py runs `run(Config(...))` and `down(...)` from this file.
+`up` writes DEMO_OUT/result.json; tests/e2e/test_demo.py runs `make demo` and reads it.
+
+This file is the story only: the cluster handle, kubectl, waits, the in-cluster client,
+rollout polling and the streamed build steps are the dev-support package tests/support,
+shared with the tests and the benchmarks.
 """
 
 from __future__ import annotations
@@ -21,21 +25,39 @@ import os
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # tests.support and examples, from a plain `python demo.py`
+
+from examples import model_store  # noqa: E402
+from tests.support.client import InClusterClient  # noqa: E402
+from tests.support.cluster import (  # noqa: E402
+    Cluster,
+    PermanentError,
+    ensure_namespace,
+    local_kubeconfig,
+    wait_for,
+)
+from tests.support.helm import helm_bin  # noqa: E402
+from tests.support.images import build  # noqa: E402
+from tests.support.models import provide_models, remove_models, train  # noqa: E402
+from tests.support.rollout import body as infer_body  # noqa: E402
+from tests.support.rollout import (  # noqa: E402
+    current,
+    progress_line,
+    rollout_outcome,
+    validated,
+)
+from tests.support.steps import StepFailed, run_step  # noqa: E402
+
 EXAMPLES = REPO / "examples"
 MANIFESTS = EXAMPLES / "demo"
-LOCAL_KUBECONFIG = (
-    Path(os.environ.get("COALMINE_CLUSTER_DIR", "/var/lib/coalmine-cluster")) / "admin.kubeconfig"
-)
 IMAGES = {
     "image-serving": "coalmine-serving.tar",
     "image-operator": "coalmine-operator.tar",
@@ -63,14 +85,18 @@ RESTRICTED = {
 LOAD_CONCURRENCY = 2
 LOAD_MAX_SECONDS = 1200
 
-sys.path.insert(0, str(EXAMPLES))
-import model_store  # noqa: E402  (examples/model_store.py)
-
-T = TypeVar("T")
-
 
 class DemoError(RuntimeError):
     """A step of the demo failed; the message says which and why."""
+
+
+# What stops the demo, with its reason: a failed build step (its log's tail), a wait that
+# cannot end (PermanentError: e.g. an Invalid ModelVersion, at once) or that ran out
+# (WaitTimeout, an AssertionError), kubectl refusing something (RuntimeError).
+FAILURES = (
+    DemoError, StepFailed, PermanentError, RuntimeError, AssertionError,
+    subprocess.TimeoutExpired, OSError,
+)  # fmt: skip
 
 
 @dataclass
@@ -139,122 +165,11 @@ class Result:
     elapsed: float
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 1) -> T:
-    """Poll `check` until it returns something truthy; fail clearly after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except (RuntimeError, OSError, ValueError, KeyError) as err:
-            last_error = err
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last_error})" if last_error else ""
-            raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
-
-
-def kubectl_binary() -> str:
-    versions = (REPO / "hack" / "localcluster" / "versions.env").read_text()
-    kube = next(line.split("=", 1)[1] for line in versions.splitlines() if "KUBE_VERSION=" in line)
-    cache = Path(
-        os.environ.get("COALMINE_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coalmine"
-    )
-    built = cache / f"kubernetes-{kube.strip()}" / "bin" / "kubectl"
-    return str(built) if built.exists() else "kubectl"
-
-
-class Kube:
-    def __init__(self, kubeconfig: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.bin = kubectl_binary()
-
-    def __call__(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 180
-    ) -> str:
-        proc = subprocess.run(
-            [self.bin, "--kubeconfig", str(self.kubeconfig), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise DemoError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout
-
-    def apply(self, *docs: dict[str, Any], namespace: str | None = None) -> None:
-        ns = ["-n", namespace] if namespace else []
-        self("apply", "--server-side", "--force-conflicts", *ns, "-f", "-",
-             input=yaml.safe_dump_all(docs))  # fmt: skip
-
-    def apply_file(self, path: Path, namespace: str) -> None:
-        self("apply", "--server-side", "--force-conflicts", "-n", namespace, "-f", str(path))
-
-    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        ns = ["-n", namespace] if namespace else []
-        out = self("get", kind, name, *ns, "-o", "json", "--ignore-not-found")
-        return json.loads(out) if out.strip() else None
-
-
-class Client:
-    """The in-cluster client pod's load generator, reached from the host by pod IP."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-
-    def call(self, path: str, body: Any = None, timeout: float = 15) -> dict[str, Any]:
-        req = urllib.request.Request(
-            self.base + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method="GET" if body is None else "POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            result: dict[str, Any] = json.loads(resp.read())
-            return result
-
-    def fetch(self, url: str, body: Any) -> int:
-        answer = self.call("/fetch?url=" + urllib.parse.quote(url, safe=""), body)
-        return int(answer.get("status", 0))
-
-    def start(self, url: str, bodies: list[Any]) -> None:
-        self.call(
-            "/load/start",
-            {
-                "url": url,
-                "bodies": bodies,
-                "concurrency": LOAD_CONCURRENCY,
-                "maxRequests": 2_000_000,
-                "maxSeconds": LOAD_MAX_SECONDS,
-            },
-        )
-
-    def status(self) -> dict[str, Any]:
-        return self.call("/load/status")
-
-    def stop(self) -> dict[str, Any]:
-        self.call("/load/stop", {})
-        return wait_for("the client's load to stop", lambda: _stopped(self.status()), timeout=30)
-
-
-def _stopped(status: dict[str, Any]) -> dict[str, Any] | None:
-    return status if status.get("running") is False else None
-
-
-def infer_body(row: list[float]) -> dict[str, Any]:
-    return {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
-
-
 class Demo:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.t0 = time.monotonic()
-        self.kube: Kube | None = None
+        self.cluster: Cluster | None = None
         self.state: State | None = None
 
     # --- narration -------------------------------------------------------------------
@@ -277,63 +192,42 @@ class Demo:
         self.cfg.out.mkdir(parents=True, exist_ok=True)
         self.cfg.state_file.write_text(json.dumps(asdict(self.state), indent=2))
 
-    def run_quiet(self, what: str, cmd: Sequence[str], timeout: float) -> str:
-        """Run a build step; its output goes to a log file, shown only when it fails."""
+    def step(self, what: str, cmd: Sequence[str], timeout: float) -> str:
+        """A build step: its progress lines shown as they come, its output in a log."""
         log = self.cfg.out / "logs" / (what.replace(" ", "-") + ".log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("w") as f:
-            try:
-                proc = subprocess.run(
-                    list(cmd),
-                    cwd=REPO,
-                    stdout=f,
-                    stderr=subprocess.STDOUT,
-                    timeout=timeout,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired as err:
-                raise DemoError(f"{what} took more than {timeout:.0f}s (log: {log})") from err
-        if proc.returncode != 0:
-            tail = "\n".join(log.read_text().splitlines()[-25:])
-            raise DemoError(f"{what} failed (exit {proc.returncode}); log {log}:\n{tail}")
-        return log.read_text()
+        return run_step(what, cmd, log=log, say=self.say, timeout=timeout)
+
+    def kube(self) -> Cluster:
+        assert self.cluster is not None
+        return self.cluster
 
     # --- acts ------------------------------------------------------------------------
-    def cluster(self) -> Kube:
+    def start_cluster(self) -> Cluster:
         cfg = self.cfg
+        started = False
         if cfg.kubeconfig is not None:
             self.say(f"using the cluster KUBECONFIG names: {cfg.kubeconfig}")
-            kube = Kube(cfg.kubeconfig)
-            started = False
+            cluster = Cluster.at(cfg.kubeconfig)
         else:
-            kube = Kube(LOCAL_KUBECONFIG)
-            running = (
-                LOCAL_KUBECONFIG.exists()
-                and subprocess.run(
-                    [kube.bin, "--kubeconfig", str(LOCAL_KUBECONFIG), "get", "--raw", "/readyz"],
-                    capture_output=True,
-                    timeout=20,
-                    check=False,
-                ).returncode
-                == 0
-            )
-            if running:
-                self.say(f"the local cluster is already running ({LOCAL_KUBECONFIG})")
+            cluster = Cluster.at(local_kubeconfig())
+            if cluster.kubeconfig.exists() and cluster.ready():
+                self.say(f"the local cluster is already running ({cluster.kubeconfig})")
             else:
                 self.say("starting the local cluster: make cluster-up (first time: ~10 min)")
-                self.run_quiet("cluster up", ["make", "-s", "cluster-up"], timeout=3600)
-            started = not running
-        kube("get", "--raw", "/readyz")
-        self.kube = kube
+                self.step("cluster up", ["make", "-s", "cluster-up"], timeout=3600)
+                started = True
+            cluster = Cluster.at(local_kubeconfig())  # kubectl is there now
+        cluster.kubectl("get", "--raw", "/readyz")
+        self.cluster = cluster
         previous = self._previous_state()
         self.state = State(
-            kubeconfig=str(kube.kubeconfig),
+            kubeconfig=str(cluster.kubeconfig),
             cluster_started=started or (previous is not None and previous.cluster_started),
         )
         if previous is not None:  # a re-run keeps what the first run created
             self.state.crds_installed = previous.crds_installed
         self.save()
-        return kube
+        return cluster
 
     def _previous_state(self) -> State | None:
         try:
@@ -345,47 +239,35 @@ class Demo:
         if not self.cfg.build_images:
             self.say("images: using those already in the cluster")
             return
+        cluster = self.kube()
         for target, archive in IMAGES.items():
-            self.say(f"building {target} (cached when nothing changed)")
-            self.run_quiet(f"make {target}", ["make", "-s", target], timeout=3600)
-            path = REPO / "_out" / "images" / archive
-            if self._local():
-                self.run_quiet(
-                    f"load {archive}",
-                    [str(REPO / "hack" / "localcluster" / "load-image.sh"), str(path)],
-                    timeout=600,
-                )
+            self.say(f"make {target} (cached when nothing changed)")
+            path = build(target, archive, say=self.say)
+            if cluster.kind == "local":
+                cluster.load_image(path, say=self.say)
             else:
                 self.say(f"  not the local cluster: make {path.name} available to its nodes")
 
-    def _local(self) -> bool:
-        assert self.kube is not None
-        return self.kube.kubeconfig.resolve() == LOCAL_KUBECONFIG.resolve()
-
     def install(self) -> None:
-        kube, state, cfg = self.kube, self.state, self.cfg
-        assert kube is not None
+        kube, state, cfg = self.kube(), self.state, self.cfg
         assert state is not None
         crds = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "crds").glob("*.yaml"))]
         names = [c["metadata"]["name"] for c in crds]
-        existing = [n for n in names if kube.get("crd", n) is not None]
+        existing = [n for n in names if kube.find("crd", n) is not None]
         if not existing:
             state.crds_installed = True
         self.save()
         self.say(f"CRDs: applying crds/ ({len(names)}; {len(existing)} already present)")
-        kube("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-        kube("wait", "--for=condition=Established", "--timeout=60s",
-             *[f"crd/{n}" for n in names])  # fmt: skip
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                     *[f"crd/{n}" for n in names])  # fmt: skip
         for ns in (cfg.system_namespace, cfg.namespace):
-            kube.apply(
-                {"apiVersion": "v1", "kind": "Namespace",
-                 "metadata": {"name": ns, "labels": RESTRICTED}}
-            )  # fmt: skip
+            ensure_namespace(kube, ns, RESTRICTED.items())
             if ns not in state.namespaces:
                 state.namespaces.append(ns)
         state.release, state.release_namespace = cfg.release, cfg.system_namespace
         self.save()
-        helm = self.helm()
+        helm = helm_bin(self.say)
         values = cfg.out / f"values-{cfg.namespace}.yaml"
         values.write_text(
             yaml.safe_dump({"watchNamespaces": [cfg.namespace], "crds": {"install": False}})
@@ -394,7 +276,7 @@ class Demo:
             f"helm upgrade --install {cfg.release} charts/coalmine -n {cfg.system_namespace}"
             f" (watching only {cfg.namespace})"
         )
-        self.run_quiet(
+        self.step(
             "helm install",
             [helm, "upgrade", "--install", cfg.release, str(REPO / "charts" / "coalmine"),
              "--namespace", cfg.system_namespace, "--kubeconfig", str(kube.kubeconfig),
@@ -403,82 +285,61 @@ class Demo:
         )  # fmt: skip
         self.say("the operator is Ready")
 
-    def helm(self) -> str:
-        out = self.run_quiet("helm build", [str(REPO / "hack" / "helm" / "build.sh")], 1800)
-        return out.strip().splitlines()[-1]
-
     def models(self) -> dict[str, dict[str, Any]]:
-        kube, cfg = self.kube, self.cfg
-        assert kube is not None
+        kube, cfg = self.kube(), self.cfg
         assert self.state is not None
         trained = cfg.out / "models"
         if not (trained / "modelversions.yaml").exists():
             self.say("training iris-v1 (fair), iris-v2 (better), iris-v3 (mislabelled) ...")
-            self.run_quiet(
-                "train",
-                [sys.executable, str(EXAMPLES / "train.py"), "--out", str(trained),
-                 "--uri-prefix", f"pvc://{model_store.CLAIM}/"],
-                timeout=900,
-            )  # fmt: skip
+            train(trained)
         else:
-            self.say(f"models already trained in {trained.relative_to(REPO)}")
+            self.say(f"models already trained in {trained}")
         self.state.model_store = cfg.namespace
         self.save()
-        model_store.provide(kube, cfg.namespace, trained)
+        docs = provide_models(kube, cfg.namespace, trained)
         self.say(f"model store: PV {model_store.pv_name(cfg.namespace)} + PVC coalmine-models")
-        docs = {
-            d["metadata"]["name"]: d
-            for d in yaml.safe_load_all((trained / "modelversions.yaml").read_text())
-        }
-        chosen = [docs[v] for v in VERSIONS]
-        kube.apply(*chosen, namespace=cfg.namespace)
+        kube.apply(*(docs[v] for v in VERSIONS), namespace=cfg.namespace, force=True)
         for v in VERSIONS:
+            # An Invalid version cannot heal: validated() raises, the demo stops with why.
             wait_for(
                 f"ModelVersion {v} to be Validated (digest and a test load)",
-                lambda v=v: self._phase("modelversion", v) == "Validated",  # type: ignore[misc]
+                lambda v=v: validated(kube, v, cfg.namespace),  # type: ignore[misc]
                 timeout=240,
+                interval=1,
             )
             self.say(f"ModelVersion {v}: Validated ({docs[v]['spec'].get('version')})")
         return docs
 
-    def _phase(self, kind: str, name: str) -> str | None:
-        assert self.kube is not None
-        body = self.kube.get(kind, name, self.cfg.namespace) or {}
-        phase = (body.get("status") or {}).get("phase")
-        if phase == "Invalid":
-            message = (body.get("status") or {}).get("message")
-            raise DemoError(f"{kind} {name} is Invalid: {message}")
-        return str(phase) if phase else None
-
-    def serve(self) -> Client:
-        kube, ns = self.kube, self.cfg.namespace
-        assert kube is not None
-        kube.apply_file(MANIFESTS / "rolloutstrategy.yaml", ns)
-        kube.apply_file(MANIFESTS / "modeldeployment-v1.yaml", ns)
+    def serve(self) -> InClusterClient:
+        kube, ns = self.kube(), self.cfg.namespace
+        kube.apply_file(MANIFESTS / "rolloutstrategy.yaml", ns, force=True)
+        kube.apply_file(MANIFESTS / "modeldeployment-v1.yaml", ns, force=True)
         self.say("kubectl apply -f examples/demo/modeldeployment-v1.yaml")
-        kube("-n", ns, "wait", "--for=condition=Ready", f"modeldeployment/{NAME}",
-             "--timeout=240s", timeout=260)  # fmt: skip
-        self.say("iris serves v1")
-        kube.apply_file(MANIFESTS / "client.yaml", ns)
-        kube("-n", ns, "wait", "--for=condition=Available", "deployment/client",
-             "--timeout=120s", timeout=140)  # fmt: skip
-        pods = json.loads(kube("-n", ns, "get", "pods", "-l", "app=client", "-o", "json"))
-        ip = next(
-            p["status"]["podIP"]
-            for p in pods["items"]
-            if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")
+        wait_for(
+            f"ModelDeployment {NAME} to be Ready",
+            lambda: current(kube, "modeldeployment", NAME, ns),
+            timeout=240,
+            interval=1,
         )
-        client = Client(f"http://{ip}:8080")
+        self.say("iris serves v1")
+        kube.apply_file(MANIFESTS / "client.yaml", ns, force=True)
+        client = InClusterClient(kube, ns, name="client")
         url = self.url()
         wait_for(
             "the iris Service to answer the client",
-            lambda: client.fetch(url, infer_body(ROWS[0])) == 200,
+            lambda: client.request(url, infer_body(ROWS[0]))[0] == 200,
             timeout=90,
         )
-        client.start(url, [infer_body(r) for r in ROWS])
-        wait_for("the client's first answers", lambda: int(client.status()["ok"]) >= 20, 60)
+        client.start_load(
+            url,
+            [infer_body(r) for r in ROWS],
+            concurrency=LOAD_CONCURRENCY,
+            max_requests=2_000_000,
+            max_seconds=LOAD_MAX_SECONDS,
+        )
+        wait_for("the client's first answers", lambda: client.load_status()["ok"] >= 20, 60)
         self.say(
-            f"client pod {ip}: {LOAD_CONCURRENCY} concurrent requests to {url}"
+            f"client pod {client.ip}: {LOAD_CONCURRENCY} concurrent requests to {url}"
             f" (at most {LOAD_MAX_SECONDS}s)"
         )
         return client
@@ -488,51 +349,40 @@ class Demo:
         return f"http://{NAME}.{ns}.svc.cluster.local/v2/models/{NAME}/infer"
 
     def status(self) -> dict[str, Any]:
-        assert self.kube is not None
-        md = self.kube.get("modeldeployment", NAME, self.cfg.namespace) or {}
-        return md
+        return self.kube().find("modeldeployment", NAME, self.cfg.namespace) or {}
 
-    def roll(self, version: str, client: Client, timeout: float = 420) -> RolloutResult:
+    def roll(self, version: str, client: InClusterClient, timeout: float = 420) -> RolloutResult:
         """kubectl apply the manifest naming `version`; follow the rollout to its end."""
-        kube, ns = self.kube, self.cfg.namespace
-        assert kube is not None
+        kube, ns = self.kube(), self.cfg.namespace
         before = self.status()
         from_version = ((before.get("status") or {}).get("stable") or {}).get("version", "?")
         manifest = MANIFESTS / f"modeldeployment-{version.removeprefix('iris-')}.yaml"
-        load_before = client.status()
+        load_before = client.load_status()
         started = time.monotonic()
-        kube.apply_file(manifest, ns)
+        kube.apply_file(manifest, ns, force=True)
         self.say(f"kubectl apply -f {manifest.relative_to(REPO)}")
         generation = (self.status().get("metadata") or {}).get("generation")
-        seen: tuple[Any, ...] | None = None
         strategy = yaml.safe_load((MANIFESTS / "rolloutstrategy.yaml").read_text())
         steps = len(strategy["spec"]["steps"])
-        first_failed: float | None = None
-        deadline = started + timeout
-        while True:
-            md = self.status()
-            st = md.get("status") or {}
-            load = client.status()
-            line, key = progress_line(st, load, steps)
-            if key != seen:
-                seen = key
+        seen: list[tuple[Any, ...]] = []
+        first_failed: list[float] = []
+
+        def ended() -> tuple[str, dict[str, Any]] | None:
+            st = self.status().get("status") or {}
+            line, key = progress_line(st, client.load_status(), steps)
+            if not seen or key != seen[-1]:
+                seen.append(key)
                 self.say(line)
-            analysis = st.get("lastAnalysis") or {}
-            if analysis.get("outcome") == "Failed" and first_failed is None:
-                first_failed = time.monotonic()
-            ended = ended_outcome(st, version, generation)
-            if ended is not None:
-                break
-            if time.monotonic() > deadline:
-                raise DemoError(
-                    f"the rollout to {version} did not end within {timeout:.0f}s: "
-                    f"phase {st.get('phase')}: {st.get('message')}"
-                )
-            time.sleep(1)
+            if (st.get("lastAnalysis") or {}).get("outcome") == "Failed" and not first_failed:
+                first_failed.append(time.monotonic())
+            outcome = rollout_outcome(st, version, generation)
+            return (outcome, st) if outcome else None
+
+        outcome, st = wait_for(f"the rollout to {version} to end", ended, timeout, interval=1)
         seconds = time.monotonic() - started
         history = [h for h in st.get("history", []) if h.get("modelVersion") == version]
         reason = (history[-1].get("reason") if history else None) or st.get("message") or ""
-        load_after = client.status()
+        load_after = client.load_status()
         served = {
             k: v - (load_before.get("versions") or {}).get(k, 0)
             for k, v in (load_after.get("versions") or {}).items()
@@ -541,12 +391,12 @@ class Demo:
             model_version=version,
             version=version.removeprefix("iris-"),
             from_version=from_version,
-            outcome=ended,
+            outcome=outcome,
             reason=reason,
             seconds=seconds,
             first_failed_to_rollback=(
-                None if first_failed is None or ended == "Promoted"
-                else time.monotonic() - first_failed
+                None if not first_failed or outcome == "Promoted"
+                else time.monotonic() - first_failed[0]
             ),
             requests_ok=load_after["ok"] - load_before["ok"],
             requests_failed=load_after["failed"] - load_before["failed"],
@@ -554,12 +404,11 @@ class Demo:
         )  # fmt: skip
 
     def report(self) -> tuple[Path, Path | None]:
-        assert self.kube is not None
         out = self.cfg.out / "report"
         proc = subprocess.run(
             [sys.executable, "-m", "coalmine.cli.main", "report", NAME,
              "-n", self.cfg.namespace, "--out", str(out)],
-            env={**os.environ, "KUBECONFIG": str(self.kube.kubeconfig)},
+            env={**os.environ, "KUBECONFIG": str(self.kube().kubeconfig)},
             capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
@@ -575,51 +424,6 @@ class Demo:
         if html is None:
             raise DemoError(f"coalmine report wrote no page: {proc.stdout}")
         return html, png
-
-
-def progress_line(
-    st: dict[str, Any], load: dict[str, Any], steps: int = 0
-) -> tuple[str, tuple[Any, ...]]:
-    """One line about the rollout, and the key that says whether anything changed."""
-    canary = st.get("canary") or {}
-    stable = st.get("stable") or {}
-    analysis = st.get("lastAnalysis") or {}
-    step = st.get("currentStepIndex")
-    total = f"/{steps}" if steps else ""
-    where = f"step {min(step + 1, steps or step + 1)}{total}" if isinstance(step, int) else ""
-    if isinstance(step, int) and steps and step >= steps:
-        where = "promoting"
-    weight = canary.get("weight", 0) if canary else 0
-    verdict = ""
-    if analysis and analysis.get("revision") == canary.get("revision"):
-        figures = ", ".join(
-            f"{m['name']} {m['value']:.3g}" for m in analysis.get("metrics", [])
-            if m.get("value") is not None
-        )  # fmt: skip
-        verdict = f" | analysis: {analysis.get('outcome')} ({figures})"
-    key = (
-        st.get("phase"), stable.get("version"), canary.get("version"), weight, step,
-        analysis.get("time"),
-    )  # fmt: skip
-    versions = f"stable {stable.get('version', '-')}"
-    if canary:
-        versions += f", canary {canary.get('version')} at {weight}%"
-    line = (
-        f"{st.get('phase', 'Pending'):<11} {versions:<30} {where:<8}{verdict}"
-        f" | requests ok {load.get('ok', 0)}, failed {load.get('failed', 0)}"
-    )
-    return line, key
-
-
-def ended_outcome(st: dict[str, Any], version: str, generation: Any) -> str | None:
-    """Promoted or RolledBack once the rollout to `version` is over."""
-    if st.get("observedGeneration") != generation:
-        return None
-    if st.get("phase") == "Healthy" and (st.get("stable") or {}).get("modelVersion") == version:
-        return "Promoted"
-    if st.get("phase") == "RolledBack":
-        return "RolledBack"
-    return None
 
 
 def summary(result: Result, say: Callable[[str], None]) -> None:
@@ -645,11 +449,11 @@ def summary(result: Result, say: Callable[[str], None]) -> None:
 
 
 def run(cfg: Config) -> Result:
-    """The whole story; raises DemoError with the reason when a step fails."""
+    """The whole story; raises one of FAILURES with the reason when a step fails."""
     demo = Demo(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
     demo.act("1. Cluster", "a real Kubernetes on this machine, offline")
-    demo.cluster()
+    demo.start_cluster()
     demo.act("2. Images", "serving, operator and client images, built without Docker")
     demo.images()
     demo.act("3. Coalmine", "installed with its Helm chart, watching one namespace")
@@ -673,11 +477,12 @@ def run(cfg: Config) -> Result:
         v3 = demo.roll("iris-v3", client)
         time.sleep(5)  # a little traffic after the rollback, for the record
     finally:
-        load = client.stop()
+        load = client.stop_load()
     demo.act("8. Report", "coalmine report iris: the v3 rollout drawn as HTML and PNG")
     html, png = demo.report()
     result = Result([v2, v3], load, html, png, time.monotonic() - demo.t0)
     summary(result, cfg.say)
+    (cfg.out / "result.json").write_text(json.dumps(asdict(result), indent=2, default=str))
     return result
 
 
@@ -687,17 +492,17 @@ def down(cfg: Config) -> None:
     try:
         state = State(**json.loads(cfg.state_file.read_text()))
     except (OSError, ValueError, TypeError):
-        state = State(kubeconfig=str(cfg.kubeconfig or LOCAL_KUBECONFIG))
+        state = State(kubeconfig=str(cfg.kubeconfig or local_kubeconfig()))
         state.namespaces = [cfg.namespace, cfg.system_namespace]
         state.release, state.release_namespace = cfg.release, cfg.system_namespace
         state.model_store = cfg.namespace
         say(f"no state file ({cfg.state_file}): removing the default names, keeping CRDs")
-    kube = Kube(Path(state.kubeconfig))
-    if kube("get", "--raw", "/readyz", check=False, timeout=20).strip() != "ok":
+    kube = Cluster.at(Path(state.kubeconfig))
+    if not kube.ready():
         say("the cluster is not running: nothing to remove in it")
     else:
         if state.release:
-            helm = Demo(cfg).helm()
+            helm = helm_bin(say)
             subprocess.run(
                 [helm, "uninstall", state.release, "-n", state.release_namespace,
                  "--kubeconfig", state.kubeconfig, "--wait", "--timeout", "2m"],
@@ -705,16 +510,16 @@ def down(cfg: Config) -> None:
             )  # fmt: skip
             say(f"helm uninstall {state.release} -n {state.release_namespace}")
         for ns in state.namespaces:
-            kube("delete", "namespace", ns, "--ignore-not-found", "--wait=false")
+            kube.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false")
         for ns in state.namespaces:
-            kube("wait", "--for=delete", f"namespace/{ns}", "--timeout=180s",
-                 check=False, timeout=200)  # fmt: skip
+            kube.kubectl("wait", "--for=delete", f"namespace/{ns}", "--timeout=180s",
+                         check=False, timeout=200)  # fmt: skip
             say(f"namespace {ns} deleted")
         if state.model_store:
-            model_store.remove(kube, state.model_store)
+            remove_models(kube, state.model_store)
             say(f"PV {model_store.pv_name(state.model_store)} deleted")
         if state.crds_installed:
-            kube("delete", "-f", str(REPO / "crds"), "--ignore-not-found", timeout=180)
+            kube.kubectl("delete", "-f", str(REPO / "crds"), "--ignore-not-found", timeout=180)
             say("CRDs deleted (the demo had installed them)")
         else:
             say("CRDs kept (they were there before the demo)")
@@ -727,13 +532,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down"])
     args = parser.parse_args(argv)
+    # Each line as it happens, also into a pipe or a CI log (`make demo | tee`).
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     cfg = Config.from_env()
     try:
         if args.command == "up":
             run(cfg)
         else:
             down(cfg)
-    except DemoError as err:
+    except FAILURES as err:
         print(f"\ndemo failed: {err}", file=sys.stderr)
         print("clean up with: make demo-down", file=sys.stderr)
         return 1

@@ -29,8 +29,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 out_dir="${COALMINE_IMAGES_OUT:-$repo/_out/images}"
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# step, die, run_logged: one progress line per step; go's output in a log
+# shellcheck source=../lib/progress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 
 command -v go >/dev/null || die "go is required to build traefik"
 
@@ -40,13 +41,16 @@ bin="$dir/traefik"
 image="$dir/coalmine-traefik.tar"
 mkdir -p "$dir" "$out_dir"
 
-module_dir() { go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'; }
+module_dir() { go mod download -json "$1" 2>>"$log" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'; }
 
 if [[ ! -x $bin ]]; then
   work="$cache/build/traefik-$TRAEFIK_VERSION"
   rm -rf "$work"
   mkdir -p "$work/ext"
   cd "$work"
+  log="$cache/build/traefik-$TRAEFIK_VERSION.log"
+  : >"$log"
+  step "downloading traefik $TRAEFIK_VERSION and lego sources (1/3)"
   printf 'module coalmine.dev/hack/traefik\n\ngo 1.26.0\n' >go.mod
   src="$(module_dir "$MODULE@$TRAEFIK_VERSION")"
   lego_version="$(awk '$1 == "github.com/go-acme/lego/v5" {print $2}' "$src/go.mod")"
@@ -92,13 +96,12 @@ replace (
 MOD
   cp "$src/go.sum" go.sum
   chmod u+w go.sum
-  step "building traefik $TRAEFIK_VERSION from Go modules (several minutes, cached after)"
-  start=$SECONDS
-  CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath \
+  step "building traefik $TRAEFIK_VERSION from Go modules (2/3; several minutes, cached after)"
+  run_logged "$log" env CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath \
     -ldflags "-s -w -X $MODULE/pkg/version.Version=$TRAEFIK_VERSION" \
     -o "$bin.tmp" "$MODULE/cmd/traefik"
   mv "$bin.tmp" "$bin"
-  step "traefik built in $((SECONDS - start)) s: $("$bin" version | head -1)"
+  step "traefik built: $("$bin" version | head -1)"
 fi
 
 if [[ ! -f $image || $bin -nt $image ]]; then
@@ -106,7 +109,7 @@ if [[ ! -f $image || $bin -nt $image ]]; then
   trap 'rm -rf "$rootfs"' EXIT
   install -m 0755 "$bin" "$rootfs/traefik"
   mkdir -m 1777 "$rootfs/tmp"
-  step "packing coalmine/traefik:$TRAEFIK_VERSION"
+  step "packing coalmine/traefik:$TRAEFIK_VERSION (3/3)"
   python3 "$repo/hack/images/mkimage.py" --rootfs "$rootfs" \
     --name "coalmine/traefik:$TRAEFIK_VERSION" --output "$image.tmp" \
     --entrypoint '["/traefik"]' --user 65532:65532 --workdir /tmp \

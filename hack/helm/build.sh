@@ -15,8 +15,9 @@ set -euo pipefail
 # (`go list -m -versions helm.sh/helm/v3`); bump deliberately.
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# step, die, run_logged: one progress line per step; go's output in a log
+# shellcheck source=../lib/progress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 
 [[ $HELM_VERSION == v3.* ]] || die "HELM_VERSION must be a helm v3 release (got $HELM_VERSION)"
 command -v go >/dev/null || die "go is required to build helm"
@@ -33,11 +34,15 @@ fi
 
 work="$cache/build/helm-$HELM_VERSION"
 mkdir -p "$work" "$dir"
+log="$work/build.log"
+: >"$log"
 printf 'module coalmine.dev/hack/helm\n\ngo 1.24\n\nrequire helm.sh/helm/v3 %s\n' "$HELM_VERSION" >"$work/go.mod"
 # The same version stamps helm's own Makefile sets: `helm version`, and the
 # Kubernetes version that `helm template` and `helm lint` assume without a
 # cluster (client-go v0.N -> 1.N; unset, helm would claim v1.20).
-client_go="$(cd "$work" && GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go)"
+step "resolving helm $HELM_VERSION's modules (1/2)"
+client_go="$(cd "$work" && GOFLAGS=-mod=mod go list -m -f '{{.Version}}' k8s.io/client-go 2>>"$log")" \
+  || { tail -n 25 "$log" >&2; die "cannot resolve helm's modules; log: $log"; }
 kube_minor="$(cut -d. -f2 <<<"$client_go")"
 [[ $kube_minor =~ ^[0-9]+$ ]] || die "cannot read the client-go version of helm $HELM_VERSION ($client_go)"
 ldflags="-s -w"
@@ -46,10 +51,9 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
 done
 pkg=helm.sh/helm/v3/internal/version
 ldflags+=" -X $pkg.version=$HELM_VERSION -X $pkg.gitTreeState=clean"
-step "building helm $HELM_VERSION from Go modules (cached after the first build)"
-start=$SECONDS
-(cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath -ldflags "$ldflags" \
-  -o "$bin.tmp" helm.sh/helm/v3/cmd/helm)
+step "building helm $HELM_VERSION from Go modules (2/2; cached after the first build)"
+run_logged "$log" env -C "$work" CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 10 go build -trimpath \
+  -ldflags "$ldflags" -o "$bin.tmp" helm.sh/helm/v3/cmd/helm
 mv "$bin.tmp" "$bin"
-step "helm $HELM_VERSION built in $((SECONDS - start)) s: $("$bin" version --short)"
+step "helm $HELM_VERSION built: $("$bin" version --short)"
 printf '%s\n' "$bin"

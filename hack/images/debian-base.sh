@@ -20,9 +20,9 @@ PACKAGES="ca-certificates python3 ${COALMINE_BASE_PACKAGES:-}"
 # Bump when the strip or fix-up rules below change: it is part of the cache key.
 RULES_VERSION=1
 
-step() { printf '==> %s\n' "$*" >&2; }
-info() { printf '    %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# step, info, die: one progress line per step, with the time elapsed
+# shellcheck source=../lib/progress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root: debootstrap and numeric file owners need it"
 command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"

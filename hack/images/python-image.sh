@@ -27,9 +27,9 @@
 #   COALMINE_IMAGE_GZIP   1 to gzip the layer (smaller file, slower import)
 #   COALMINE_IMAGE_FORCE  1 to rebuild even when nothing changed
 
-step() { printf '==> %s\n' "$*" >&2; }
-info() { printf '    %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# step, info, die, run_logged: one progress line per step, with the time elapsed
+# shellcheck source=../lib/progress.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/progress.sh"
 
 pyimage_lib="${BASH_SOURCE[0]}"
 repo="$(cd "$(dirname "$pyimage_lib")/../.." && pwd)"

@@ -22,9 +22,9 @@ CLUSTER_DOMAIN="cluster.local"
 NODE_NAME="coalmine-node"
 APISERVER_PORT=6443
 
-step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-info() { printf '    %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# step (one line per step, with the time since the script started), info, die, run_logged
+# shellcheck source=../lib/progress.sh
+source "$LC_DIR/../lib/progress.sh"
 
 RUN_DIR="/run/coalmine-cluster"
 CONTAINERD_SOCK="$RUN_DIR/containerd.sock"

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.cluster import LOCALCLUSTER, Cluster, _kubectl_bin, free_port, wait_for
+from tests.support.cluster import LOCALCLUSTER, Cluster, free_port, kubectl_binary, wait_for
 
 
 def _bin_dir() -> Path:
-    kubectl = Path(_kubectl_bin())
+    kubectl = Path(kubectl_binary())
     if not kubectl.is_absolute():  # not built yet: the cached build is a no-op once done
         subprocess.run([str(LOCALCLUSTER / "build.sh")], check=True)
-        kubectl = Path(_kubectl_bin())
+        kubectl = Path(kubectl_binary())
     return kubectl.parent
 
 

@@ -1,26 +1,30 @@
-"""`make demo` as a test (issue 7): the demo's own code (hack/demo/demo.py), without the
-pauses meant for humans, in namespaces of its own (`demo-t-*`, a distinct Helm release).
+"""`make demo` as a test: the README's command itself, run as `make demo` runs it
+(`DEMO_PACE=fast`, the cluster the tests use named by KUBECONFIG), in namespaces of its own
+(`demo-t-*`, a distinct Helm release); `make demo-down` removes it afterwards.
 
-It asserts the story the demo tells: v2 promoted, v3 rolled back by prediction shift, no
-failed client request (v3 only shifts predictions, so none may fail even at its canary
-share), a report naming the rollback, and that report rendered by a real headless browser.
+It asserts the story the demo tells, from the result.json it writes: v2 promoted, v3 rolled
+back by prediction shift, no failed client request (v3 only shifts predictions, so none may
+fail even at its canary share), a report naming the rollback, and that report rendered by a
+real headless browser.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import os
 import struct
-import sys
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from coalmine.cli import report
 from tests.support.cluster import REPO, Cluster
+from tests.support.steps import tail
 
 CHROMIUM_MISSING = (
     "chromium is not installed: the report's screenshot needs Debian's `chromium`"
@@ -28,39 +32,50 @@ CHROMIUM_MISSING = (
 )
 
 
-def load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("coalmine_demo", REPO / "hack/demo/demo.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = load_demo()
+def make(target: str, env: dict[str, str], log: Path, timeout: float) -> None:
+    with log.open("w") as out:
+        proc = subprocess.run(
+            ["make", "-s", target], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 0, f"make {target} failed (exit {proc.returncode}):\n{tail(log, 40)}"
 
 
 @pytest.fixture(scope="module")
-def config(cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Where the demo runs; `down` removes it all afterwards. The session's CRDs are there
-    first (`crds`), so the demo never deletes CRDs other tests use."""
+def config(
+    cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SimpleNamespace]:
+    """Where the demo runs; `make demo-down` removes it all afterwards. The session's CRDs
+    are there first (`crds`), so the demo never deletes CRDs other tests use."""
     suffix = uuid.uuid4().hex[:6]
-    cfg = demo.Config(
-        namespace=f"demo-t-{suffix}",
-        system_namespace=f"demo-t-sys-{suffix}",
-        release=f"demo-t-{suffix}",
-        out=tmp_path_factory.mktemp("demo"),
-        pace="fast",
-        kubeconfig=cluster.kubeconfig,
-    )
+    out = tmp_path_factory.mktemp("demo")
+    env = {
+        **os.environ,
+        "DEMO_PACE": "fast",
+        "DEMO_NAMESPACE": f"demo-t-{suffix}",
+        "DEMO_SYSTEM_NAMESPACE": f"demo-t-sys-{suffix}",
+        "DEMO_RELEASE": f"demo-t-{suffix}",
+        "DEMO_OUT": str(out),
+        "KUBECONFIG": str(cluster.kubeconfig),
+    }
+    cfg = SimpleNamespace(namespace=env["DEMO_NAMESPACE"], out=out, env=env)
     yield cfg
-    demo.down(cfg)
+    make("demo-down", env, out / "make-demo-down.log", timeout=600)
 
 
 @pytest.fixture(scope="module")
-def result(config: Any) -> Any:
-    return demo.run(config)
+def result(config: SimpleNamespace) -> Any:
+    log = config.out / "make-demo.log"
+    make("demo", config.env, log, timeout=1800)
+    print(log.read_text())  # the demo's own narration, in the test's output
+    data = json.loads((config.out / "result.json").read_text())
+    return SimpleNamespace(
+        rollouts=[SimpleNamespace(**r) for r in data["rollouts"]],
+        load=data["load"],
+        report_html=Path(data["report_html"]),
+        report_png=Path(data["report_png"]) if data["report_png"] else None,
+        narration=log.read_text(),
+    )
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -71,7 +86,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_v2_is_promoted_and_v3_rolled_back_by_prediction_shift(
-    cluster: Cluster, config: Any, result: Any
+    cluster: Cluster, config: SimpleNamespace, result: Any
 ) -> None:
     v2, v3 = result.rollouts
     assert (v2.model_version, v2.outcome) == ("iris-v2", "Promoted"), v2
@@ -90,6 +105,14 @@ def test_v2_is_promoted_and_v3_rolled_back_by_prediction_shift(
     assert record["points"][-1]["outcome"] == "RolledBack"
     assert record["points"][-1]["canaryWeight"] == 0
     assert any(p.get("outcome") == "Failed" for p in record["points"])
+
+
+def test_the_demo_narrates_every_act_and_streams_build_progress(result: Any) -> None:
+    for act in ("1. Cluster", "2. Images", "3. Coalmine", "4. Models", "5. Serve v1",
+                "6. Roll out v2", "7. Roll out v3", "8. Report", "Summary"):  # fmt: skip
+        assert f"== {act}" in result.narration, act
+    # the image scripts' progress lines come through (e.g. "image up to date: ..." when cached)
+    assert "  image up to date: " in result.narration or "  image ready: " in result.narration
 
 
 def test_no_client_request_failed(result: Any) -> None:

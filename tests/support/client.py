@@ -72,25 +72,37 @@ def http_server_deployment(
 
 
 class InClusterClient:
-    """HTTP from a pod in `namespace`: single requests and bounded load runs."""
+    """HTTP from a pod in `namespace`: single requests and bounded load runs.
 
-    def __init__(self, cluster: Cluster, namespace: str, image: str) -> None:
-        cluster.apply(http_server_deployment(NAME, image), namespace=namespace)
+    With `image`, the client's Deployment is created here; without, the Deployment `name`
+    (pods labelled `app=NAME`, e.g. examples/demo/client.yaml) is already applied.
+    """
+
+    def __init__(
+        self, cluster: Cluster, namespace: str, image: str | None = None, name: str = NAME
+    ) -> None:
+        if image is not None:
+            cluster.apply(http_server_deployment(name, image), namespace=namespace)
         cluster.kubectl(
             "-n",
             namespace,
             "wait",
             "--for=condition=Available",
-            f"deployment/{NAME}",
+            f"deployment/{name}",
             "--timeout=120s",
+            timeout=140,
         )
         pods = json.loads(
             cluster.kubectl(
-                "-n", namespace, "get", "pods", "-l", f"app={NAME}", "-o", "json"
+                "-n", namespace, "get", "pods", "-l", f"app={name}", "-o", "json"
             ).stdout
         )["items"]
-        ip = next(p["status"]["podIP"] for p in pods if not p["metadata"].get("deletionTimestamp"))
-        self.base = f"http://{ip}:8080"
+        self.ip: str = next(
+            p["status"]["podIP"]
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")
+        )
+        self.base = f"http://{self.ip}:8080"
 
     def _call(self, path: str, body: Any = None, timeout: float = 15) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()

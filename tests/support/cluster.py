@@ -6,6 +6,10 @@ pytest-kind downloads nothing; it needs a Docker engine and kind's node image.
 `COALMINE_TEST_CLUSTER=local` asks for the offline local cluster of
 `hack/localcluster`. Unset: the cluster `KUBECONFIG` names, else the local
 cluster, started once per test session. Tests only see `Cluster`.
+
+The demo (hack/demo/demo.py) and the benchmarks drive clusters with the same handle and
+the same waits: `wait_for` polls, and stops at once on a `PermanentError` (something that
+cannot heal, such as a ModelVersion that turned Invalid).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from typing import Any
 
 import yaml
 from pytest_kind import KindCluster
+
+from tests.support.steps import LOGS, run_step, to_stderr
 
 REPO = Path(__file__).resolve().parents[2]
 LOCALCLUSTER = REPO / "hack" / "localcluster"
@@ -57,10 +63,26 @@ class Cluster:
             raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{proc.stderr}{proc.stdout}")
         return proc
 
-    def apply(self, *docs: dict[str, Any], namespace: str | None = None) -> None:
-        """Server-side apply of manifests given as dicts."""
+    @classmethod
+    def at(cls, kubeconfig: Path) -> Cluster:
+        """The cluster `kubeconfig` names; the local cluster's own kubeconfig is "local"."""
+        local = kubeconfig.resolve() == local_kubeconfig().resolve()
+        return cls(kubeconfig, "local" if local else "kubeconfig", kubectl_binary())
+
+    def apply(
+        self, *docs: dict[str, Any], namespace: str | None = None, force: bool = False
+    ) -> None:
+        """Server-side apply of manifests given as dicts (`force`: take over conflicts)."""
         ns = ["-n", namespace] if namespace else []
-        self.kubectl("apply", "--server-side", *ns, "-f", "-", input=yaml.safe_dump_all(docs))
+        forced = ["--force-conflicts"] if force else []
+        self.kubectl(
+            "apply", "--server-side", *forced, *ns, "-f", "-", input=yaml.safe_dump_all(docs)
+        )
+
+    def apply_file(self, path: Path, namespace: str, force: bool = False) -> None:
+        """Server-side apply of a manifest file, as a user's `kubectl apply -f` would."""
+        forced = ["--force-conflicts"] if force else []
+        self.kubectl("apply", "--server-side", *forced, "-n", namespace, "-f", str(path))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         ns = ["-n", namespace] if namespace else []
@@ -68,19 +90,36 @@ class Cluster:
         result: dict[str, Any] = json.loads(out)
         return result
 
+    def find(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """Like `get`, but None when there is no such object."""
+        ns = ["-n", namespace] if namespace else []
+        out = self.kubectl("get", kind, name, *ns, "-o", "json", "--ignore-not-found").stdout
+        return json.loads(out) if out.strip() else None
+
+    def ready(self) -> bool:
+        """The API server answers /readyz."""
+        proc = self.kubectl("get", "--raw", "/readyz", check=False, timeout=20)
+        return proc.returncode == 0
+
     def wait_ready(self, ref: str, namespace: str, timeout: int = 180) -> None:
         """`kubectl wait` until `ref` (kind/name) has condition Ready=True."""
         wait = ("wait", "--for=condition=Ready", ref, f"--timeout={timeout}s")
         self.kubectl("-n", namespace, *wait, timeout=timeout + 10)
 
-    def load_image(self, archive: Path) -> None:
+    def load_image(self, archive: Path, say: Callable[[str], None] = to_stderr) -> None:
         """Import an image archive (docker-archive or OCI tar) into the cluster's runtime."""
         if self.kind_cluster is not None:
             kc = self.kind_cluster
             load = [str(kc.kind_path), "load", "image-archive", "--name", kc.name, str(archive)]
             subprocess.run(load, check=True)
         elif self.kind == "local":
-            subprocess.run([str(LOCALCLUSTER / "load-image.sh"), str(archive)], check=True)
+            run_step(
+                f"loading {archive.name}",
+                [str(LOCALCLUSTER / "load-image.sh"), str(archive)],
+                log=LOGS / f"load-{archive.stem}.log",
+                say=say,
+                timeout=600,
+            )
         else:
             raise RuntimeError(
                 "cannot load a local image into a cluster given by KUBECONFIG; "
@@ -88,10 +127,23 @@ class Cluster:
             )
 
 
+class PermanentError(RuntimeError):
+    """What a wait is for can no longer happen (e.g. the ModelVersion is Invalid):
+    `wait_for` stops at once with it instead of polling until its timeout."""
+
+
+class WaitTimeout(AssertionError):
+    """`wait_for` ran out of time; the message says what it waited for."""
+
+
 def wait_for(
     what: str, check: Callable[[], Any], timeout: float = 120, interval: float = 0.5
 ) -> Any:
-    """Poll `check` until it returns a truthy value; fail with `what` after `timeout`."""
+    """Poll `check` until it returns a truthy value; fail with `what` after `timeout`.
+
+    Errors from `check` are retried (the last one is reported on timeout), except a
+    `PermanentError`, which is raised at once.
+    """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -99,10 +151,12 @@ def wait_for(
             value = check()
             if value:
                 return value
+        except PermanentError:
+            raise
         except Exception as exc:  # keep polling; report the last error on timeout
             last_error = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: {last_error!r}")
+    raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}: {last_error!r}")
 
 
 def free_port() -> int:
@@ -113,7 +167,8 @@ def free_port() -> int:
         return port
 
 
-def _kubectl_bin() -> str:
+def kubectl_binary() -> str:
+    """The local cluster's kubectl when it has been built, else `kubectl` on PATH."""
     version = (LOCALCLUSTER / "versions.env").read_text()
     kube = next(
         line.split("=", 1)[1] for line in version.splitlines() if line.startswith("KUBE_VERSION=")
@@ -126,7 +181,7 @@ def _kubectl_bin() -> str:
     return str(built) if built.exists() else "kubectl"
 
 
-def _local_kubeconfig() -> Path:
+def local_kubeconfig() -> Path:
     state = os.environ.get("COALMINE_CLUSTER_DIR", "/var/lib/coalmine-cluster")
     return Path(state) / "admin.kubeconfig"
 
@@ -168,7 +223,7 @@ def start_kind() -> Cluster:
     reason = kind_missing()
     if reason is not None:
         raise RuntimeError(f"{CLUSTER_ENV}=kind, but {reason}; unset it for the local cluster")
-    kubectl = _kubectl_bin()
+    kubectl = kubectl_binary()
     kubectl_path = Path(shutil.which(kubectl) or kubectl)
     kc = kind_cluster(kind_binary(), kubectl_path, REPO / "_out" / "kind")
     kc.create()  # re-uses a running cluster of that name; `kind delete cluster --name ...`
@@ -180,10 +235,8 @@ def find_or_start_cluster() -> Cluster:
     if choice == "kind":
         return start_kind()
     if choice == "kubeconfig":
-        given = Path(os.environ["KUBECONFIG"])
         # The local cluster named explicitly is still the local cluster (images load).
-        kind = "local" if given.resolve() == _local_kubeconfig().resolve() else "kubeconfig"
-        return Cluster(given, kind, _kubectl_bin())
+        return Cluster.at(Path(os.environ["KUBECONFIG"]))
     subprocess.run([str(LOCALCLUSTER / "up.sh")], check=True)
     out = subprocess.run(
         [str(LOCALCLUSTER / "status.sh"), "--kubeconfig"],
@@ -191,7 +244,7 @@ def find_or_start_cluster() -> Cluster:
         text=True,
         check=True,
     ).stdout.strip()
-    return Cluster(Path(out), "local", _kubectl_bin())
+    return Cluster(Path(out), "local", kubectl_binary())
 
 
 def ensure_namespace(cluster: Cluster, name: str, labels: Iterable[tuple[str, str]] = ()) -> None:

@@ -5,23 +5,25 @@ from __future__ import annotations
 import functools
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.support.cluster import REPO, Cluster
+from tests.support.steps import LOGS, run_step, to_stderr
 
 CHART = REPO / "charts" / "coalmine"
 HELM_DIR = REPO / "hack" / "helm"
 
 
 @functools.cache
-def helm_bin() -> str:
-    """The cached helm binary (built on first use, about 3 minutes)."""
-    out = subprocess.run(
-        [str(HELM_DIR / "build.sh")], capture_output=True, text=True, check=True
-    ).stdout
+def helm_bin(say: Callable[[str], None] = to_stderr) -> str:
+    """The cached helm binary (built on first use, about 3 minutes; progress to `say`)."""
+    out = run_step(
+        "building helm", [str(HELM_DIR / "build.sh")], log=LOGS / "helm-build.log", say=say
+    )
     return out.strip().splitlines()[-1]
 
 

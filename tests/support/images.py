@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.cluster import REPO, Cluster
+from tests.support.steps import LOGS, run_step, to_stderr
 
 IMAGES = REPO / "_out" / "images"
 
 
-def build_and_load(cluster: Cluster, target: str, archive: str) -> None:
-    """Run `make TARGET` (cached when nothing changed) and import its archive."""
-    subprocess.run(["make", "-s", target], cwd=REPO, check=True)
-    path: Path = IMAGES / archive
-    cluster.load_image(path)
+def build(target: str, archive: str, say: Callable[[str], None] = to_stderr) -> Path:
+    """Run `make TARGET` (cached when nothing changed), its progress to `say`; the archive."""
+    run_step(f"make {target}", ["make", "-s", target], log=LOGS / f"{target}.log", say=say)
+    return IMAGES / archive
+
+
+def build_and_load(
+    cluster: Cluster, target: str, archive: str, say: Callable[[str], None] = to_stderr
+) -> None:
+    """Build the image of `make TARGET` and import its archive into the cluster."""
+    cluster.load_image(build(target, archive, say), say)

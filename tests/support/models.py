@@ -7,7 +7,6 @@ ModelVersions use `pvc://coalmine-models/NAME.skops` like a user's would.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,25 +15,24 @@ import yaml
 
 from examples import model_store
 from tests.support.cluster import REPO, Cluster
+from tests.support.steps import run_step
 
 CLAIM = model_store.CLAIM
 HOST_ROOT = model_store.HOST_ROOT
 
 
-def train(out: Path) -> None:
+def train(out: Path) -> bool:
+    """Train the example versions into `out` unless they are there; True when it trained."""
     if (out / "modelversions.yaml").exists():
-        return
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "examples" / "train.py"),
-            "--out",
-            str(out),
-            "--uri-prefix",
-            f"pvc://{CLAIM}/",
-        ],
-        check=True,
-    )
+        return False
+    run_step(
+        "training the example models",
+        [sys.executable, str(REPO / "examples" / "train.py"), "--out", str(out),
+         "--uri-prefix", f"pvc://{CLAIM}/"],
+        log=out.parent / f"train-{out.name}.log",
+        timeout=900,
+    )  # fmt: skip
+    return True
 
 
 def model_versions(out: Path) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,6 @@
-"""Drive a rollout under client load and observe it: shared by the rollout e2e tests."""
+"""Drive a rollout under client load and observe it: shared by the rollout e2e tests, the
+benchmarks and the demo (hack/demo/demo.py), which follows its rollouts with `progress_line`
+and `rollout_outcome`."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tests.support import kstatus
 from tests.support.client import InClusterClient
-from tests.support.cluster import REPO, Cluster, wait_for
+from tests.support.cluster import REPO, Cluster, PermanentError, wait_for
 
 INTERVAL = "5s"
 ROWS = [
@@ -107,12 +110,7 @@ class Rollout:
         for v in versions:
             wait_for(
                 f"{v} to be validated",
-                lambda v=v: (
-                    self.cluster.get("modelversion", v, self.namespace)
-                    .get("status", {})
-                    .get("phase")
-                    == "Validated"
-                ),
+                lambda v=v: validated(self.cluster, v, self.namespace),
                 timeout=180,
             )
 
@@ -168,6 +166,72 @@ class Rollout:
     def _load_second(self) -> float:
         started = self.client.load_status()["started"]
         return time.time() - datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+
+
+def validated(cluster: Cluster, name: str, namespace: str) -> bool:
+    """The ModelVersion is Validated; `PermanentError` with the reason when it is Invalid."""
+    status = cluster.get("modelversion", name, namespace).get("status") or {}
+    if status.get("phase") == "Invalid":
+        raise PermanentError(f"ModelVersion {name} is Invalid: {status.get('message')}")
+    return status.get("phase") == "Validated"
+
+
+def current(cluster: Cluster, kind: str, name: str, namespace: str) -> bool:
+    """kstatus says Current (reconciled and Ready); `PermanentError` when it says Failed
+    (Stalled: the operator cannot make progress without a change)."""
+    body = cluster.get(kind, name, namespace)
+    result = kstatus.compute(body)
+    if result.status is kstatus.Status.FAILED:
+        raise PermanentError(f"{kind} {name} is stalled: {result.message}")
+    conditions = (body.get("status") or {}).get("conditions") or []
+    # kstatus calls an object without conditions Current: not yet seen by the operator here.
+    seen = any(c.get("type") == "Ready" for c in conditions)
+    return seen and result.status is kstatus.Status.CURRENT
+
+
+def rollout_outcome(st: dict[str, Any], version: str, generation: Any) -> str | None:
+    """Promoted or RolledBack once the rollout to ModelVersion `version` is over."""
+    if st.get("observedGeneration") != generation:
+        return None
+    if promoted_to(version)(st):
+        return "Promoted"
+    if rolled_back(st):
+        return "RolledBack"
+    return None
+
+
+def progress_line(
+    st: dict[str, Any], load: dict[str, Any], steps: int = 0
+) -> tuple[str, tuple[Any, ...]]:
+    """One line about a rollout, and the key that says whether anything changed."""
+    canary = st.get("canary") or {}
+    stable = st.get("stable") or {}
+    analysis = st.get("lastAnalysis") or {}
+    step = st.get("currentStepIndex")
+    total = f"/{steps}" if steps else ""
+    where = f"step {min(step + 1, steps or step + 1)}{total}" if isinstance(step, int) else ""
+    if isinstance(step, int) and steps and step >= steps:
+        where = "promoting"
+    weight = canary.get("weight", 0) if canary else 0
+    verdict = ""
+    if analysis and analysis.get("revision") == canary.get("revision"):
+        figures = ", ".join(
+            f"{m['name']} {m['value']:.3g}" for m in analysis.get("metrics", [])
+            if m.get("value") is not None
+        )  # fmt: skip
+        verdict = f" | analysis: {analysis.get('outcome')} ({figures})"
+    key = (
+        st.get("phase"), stable.get("version"), canary.get("version"), weight, step,
+        analysis.get("time"),
+    )  # fmt: skip
+    versions = f"stable {stable.get('version', '-')}"
+    if canary:
+        versions += f", canary {canary.get('version')} at {weight}%"
+    line = (
+        f"{st.get('phase', 'Pending'):<11} {versions:<30} {where:<8}{verdict}"
+        f" | requests ok {load.get('ok', 0)}, failed {load.get('failed', 0)}"
+    )
+    return line, key
 
 
 def rolled_back(st: dict[str, Any]) -> bool:

@@ -14,8 +14,9 @@ tag="${IMAGE_TAG:-0.1.0}"
 out_dir="${COALMINE_IMAGES_OUT:-$repo/_out/images}"
 output="$out_dir/coalmine-test-http.tar"
 
-step() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# step, die: one progress line per step, with the time elapsed
+# shellcheck source=../../lib/progress.sh
+source "$here/../../lib/progress.sh"
 
 command -v go >/dev/null || die "go is required to build the test HTTP server"
 

@@ -19,7 +19,7 @@ import prometheus_client
 
 from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
-from coalmine.cli import report
+from coalmine.cli import completion, report
 from coalmine.cli.timeline import history_line, render
 from coalmine.kube.client import Kube
 
@@ -126,8 +126,13 @@ def _command(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coalmine", description=__doc__)
+def _completion(args: argparse.Namespace) -> int:
+    print(completion.bash(build_parser()), end="")
+    return 0
+
+
+def build_parser(prog: str = "coalmine") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     op = sub.add_parser("operator", help="run the operator (uses KUBECONFIG or in-cluster config)")
     op.add_argument(
@@ -166,11 +171,22 @@ def build_parser() -> argparse.ArgumentParser:
     undo = target("undo", "roll back to a previous revision")
     undo.add_argument("--to-revision", type=int, default=None)
     undo.set_defaults(func=_command)
+    comp = sub.add_parser(
+        "completion", help="print a shell completion script: source <(coalmine completion bash)"
+    )
+    comp.add_argument("shell", choices=["bash"])
+    comp.set_defaults(func=_completion)
     return parser
 
 
+def prog_name(argv0: str) -> str:
+    """`kubectl coalmine` when run as the kubectl plugin (kubectl-coalmine), else `coalmine`."""
+    return "kubectl coalmine" if Path(argv0).name == "kubectl-coalmine" else "coalmine"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog_name(sys.argv[0]))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     result: int = args.func(args)
     return result
 
