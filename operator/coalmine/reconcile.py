@@ -7,6 +7,7 @@ is written back with server-side apply and one status write.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -286,7 +287,7 @@ def report_failure(
     if body is None or body["metadata"].get("deletionTimestamp"):
         return
     now = clock()
-    message = clip(f"reconcile failed (retried with backoff): {type(error).__name__}: {error}")
+    message = clip(f"reconcile failed (retried with backoff): {error_text(error)}")
     status = dict(body.get("status") or {})
     conditions = [Condition.model_validate(c) for c in status.get("conditions", [])]
     stalled = next((c for c in conditions if c.type == STALLED), None)
@@ -302,6 +303,18 @@ def report_failure(
     status["conditions"] = [c.to_json() for c in conditions]
     kube.apply_status(kind, namespace, name, status)
     post_event(kube, body, type_="Warning", reason=RECONCILE_ERROR, message=message, now=now)
+
+
+def error_text(error: Exception) -> str:
+    """What went wrong, the same on every retry: the API server's own message for its errors
+    (never the response headers, which differ each time), else the exception."""
+    if isinstance(error, ApiException):
+        try:
+            message = json.loads(error.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            message = None
+        return f"{error.status} {error.reason}: {message or error.body or ''}".strip()
+    return f"{type(error).__name__}: {error}"
 
 
 def reconcile_model_version(

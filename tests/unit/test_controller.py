@@ -9,9 +9,11 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 import coalmine.handlers
 from coalmine.controller import Controller, Key
-from coalmine.reconcile import RECONCILE_ERROR, report_failure
+from coalmine.reconcile import RECONCILE_ERROR, error_text, report_failure
 
 KEY: Key = ("ModelDeployment", "ml", "iris")
 
@@ -130,3 +132,19 @@ def test_a_model_version_wakes_the_deployments_that_want_or_serve_it() -> None:
     }
     assert coalmine.handlers.uses(md) == {"iris-v1", "iris-v2"}
     assert coalmine.handlers.uses({"spec": {"modelVersion": "a"}}) == {"a"}
+
+
+def test_an_api_error_reads_as_the_servers_message_the_same_on_every_retry() -> None:
+    body = (
+        '{"kind":"Status","message":".status.analysisRun.progressedAt: field not declared'
+        ' in schema","code":500}'
+    )
+    errors = [ApiException(status=500, reason="Internal Server Error") for _ in range(2)]
+    for i, e in enumerate(errors):
+        e.body = body
+        e.headers = {"Audit-Id": str(i)}
+    texts = {error_text(e) for e in errors}
+    assert texts == {
+        "500 Internal Server Error: .status.analysisRun.progressedAt: field not declared in schema"
+    }
+    assert error_text(ValueError("x")) == "ValueError: x"
