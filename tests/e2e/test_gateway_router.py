@@ -160,3 +160,11 @@ def test_every_route_shape_passes_the_gateway_api_schema(
         route["metadata"].pop("ownerReferences")  # the owner does not exist in this test
         dry_run = ("apply", "--server-side", "--dry-run=server", "-f", "-")
         cluster.kubectl(*dry_run, input=json.dumps(route))
+    # Refs the Gateway API would refuse together (a duplicate; a listener of a Gateway
+    # also named whole) are accepted by our admission, so the route must still deploy.
+    settings = doc["spec"]["traffic"]["gatewayAPI"]
+    first = settings["parentRefs"][0]
+    settings["parentRefs"] = [first, dict(first), {**first, "sectionName": "web"}]
+    route = build_httproute(ModelDeployment.model_validate(doc), 20, 0)
+    route["metadata"].pop("ownerReferences")
+    cluster.kubectl(*dry_run, input=json.dumps(route))

@@ -5,7 +5,7 @@ from): every typed node, pattern, bound and enum. The real API server judges the
 dry-run, one kubectl call per batch); for each admitted ModelDeployment with its admitted
 ModelVersion, every child the operator builds (stable and canary Deployments, Services,
 HPA, HTTPRoute when the Gateway API is installed, the check Job) is server-dry-run too, after
-the pure plan ran on it. None may be refused. The counts are printed at the end.
+the pure plan ran on it. None may be refused. The counts close pytest's output.
 """
 
 from __future__ import annotations
@@ -127,8 +127,14 @@ def kube(cluster: Cluster) -> Iterator[Cluster]:
     ensure_namespace(cluster, NAMESPACE, [("pod-security.kubernetes.io/enforce", "restricted")])
     yield cluster
     cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
-    print(
-        f"\nadmission property: {COUNTS['specs']} generated specs, {COUNTS['admitted']} admitted,"
+
+
+def summary() -> str | None:
+    """The counts of this session's run, for the end of pytest's output (conftest.py)."""
+    if not COUNTS["specs"]:
+        return None
+    return (
+        f"admission property: {COUNTS['specs']} generated specs, {COUNTS['admitted']} admitted,"
         f" {COUNTS['deployable']} ModelDeployments deployed on paper,"
         f" {COUNTS['children']} children server-dry-run, none refused"
     )

@@ -227,3 +227,19 @@ def test_a_gateway_that_cannot_mirror_drops_it_and_warns_when_the_step_starts() 
 def test_the_warning_is_given_once_per_mirror_step() -> None:
     assert allowed_mirror(50, 50, {"gw/b": CANNOT}) == (0, [])
     assert allowed_mirror(100, 50, {"gw/b": CANNOT})[1]  # a new share is a new step
+
+
+def test_parent_refs_are_made_distinct_as_the_gateway_api_requires() -> None:
+    refs = [
+        {"name": "edge"},
+        {"name": "edge"},
+        {"name": "edge", "sectionName": "web"},
+        {"name": "side", "sectionName": "a"},
+        {"name": "side", "sectionName": "b"},
+        {"name": "side", "sectionName": "a"},
+    ]
+    md_ = md(traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": refs}})
+    got = [
+        (p["name"], p.get("sectionName")) for p in build_httproute(md_, 20)["spec"]["parentRefs"]
+    ]
+    assert got == [("edge", None), ("side", "a"), ("side", "b")]

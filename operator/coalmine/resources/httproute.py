@@ -22,6 +22,33 @@ def _backend(md: ModelDeployment, variant: Variant) -> dict[str, Any]:
     return {"group": "", "kind": "Service", "name": service_name(md, variant), "port": SERVICE_PORT}
 
 
+def _parent(name: str, namespace: str | None, section: str | None, port: int | None) -> Manifest:
+    parent: dict[str, Any] = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": name}
+    if namespace is not None:
+        parent["namespace"] = namespace
+    if section is not None:
+        parent["sectionName"] = section
+    if port is not None:
+        parent["port"] = port
+    return parent
+
+
+def distinct_parents(refs: list[Manifest]) -> list[Manifest]:
+    """The refs the Gateway API accepts for the same attachment: no duplicates, and a whole
+    Gateway instead of some of its listeners (its rule: several refs to one Gateway must each
+    name a distinct listener)."""
+    whole = {
+        (r.get("namespace"), r["name"]) for r in refs if "sectionName" not in r and "port" not in r
+    }
+    kept: list[Manifest] = []
+    for ref in refs:
+        narrowed = "sectionName" in ref or "port" in ref
+        if ref in kept or (narrowed and (ref.get("namespace"), ref["name"]) in whole):
+            continue
+        kept.append(ref)
+    return kept
+
+
 def build_httproute(md: ModelDeployment, canary_weight: int | None, mirror: int = 0) -> Manifest:
     """The route of `md`; `canary_weight` None leaves the canary out of it entirely.
 
@@ -31,16 +58,12 @@ def build_httproute(md: ModelDeployment, canary_weight: int | None, mirror: int 
     settings = md.spec.traffic.gateway_api
     if settings is None:
         raise ValueError(f"ModelDeployment {md.metadata.name} has no traffic.gatewayAPI settings")
-    parent_refs = []
-    for ref in settings.parent_refs:
-        parent: dict[str, Any] = {"group": GATEWAY_GROUP, "kind": "Gateway", "name": ref.name}
-        if ref.namespace is not None:
-            parent["namespace"] = ref.namespace
-        if ref.section_name is not None:
-            parent["sectionName"] = ref.section_name
-        if ref.port is not None:
-            parent["port"] = ref.port
-        parent_refs.append(parent)
+    parent_refs = distinct_parents(
+        [
+            _parent(ref.name, ref.namespace, ref.section_name, ref.port)
+            for ref in settings.parent_refs
+        ]
+    )
 
     backends = [{**_backend(md, "stable"), "weight": 100 - (canary_weight or 0)}]
     if canary_weight is not None:
