@@ -46,8 +46,10 @@ check-generated: chart ## fail when generated files differ from what is checked 
 	@git diff --exit-code --stat -- crds charts/coalmine/files/crds dist \
 	  || { echo "generated files are stale: run 'make chart' and commit"; exit 1; }
 
-host-deps: ## Debian packages the tests use (root; installed only when missing)
-	@missing=""; for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# "installed" only: a package removed but not purged still answers `dpkg -s`.
+host-deps: ## Debian packages the tests and the demo use (root; installed only when missing)
+	@missing=""; for p in $(HOST_PACKAGES); do \
+	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null)" = installed ] || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then echo "installing$$missing"; apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
