@@ -98,16 +98,7 @@ def namespace(release: Release) -> str:
 
 
 def operator_pod(cluster: Cluster, release: Release) -> dict[str, Any]:
-    pods = json.loads(
-        cluster.kubectl(
-            "-n", release.namespace, "get", "pods", "-o", "json",
-            "-l", f"app.kubernetes.io/instance={release.name}",
-        ).stdout
-    )["items"]  # fmt: skip
-    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    assert len(live) == 1, [p["metadata"]["name"] for p in pods]
-    pod: dict[str, Any] = live[0]
-    return pod
+    return cluster.live_pod(release.namespace, f"app.kubernetes.io/instance={release.name}")
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -106,15 +106,8 @@ def namespace(installed: Install) -> str:
 
 
 def operator_pod(cluster: Cluster, inst: Install) -> dict[str, Any]:
-    pods = json.loads(
-        cluster.kubectl(
-            "-n", inst.system, "get", "pods", "-o", "json",
-            "-l", "app.kubernetes.io/instance=coalmine,app.kubernetes.io/name=coalmine",
-        ).stdout
-    )["items"]  # fmt: skip
-    (pod,) = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    result: dict[str, Any] = pod
-    return result
+    selector = "app.kubernetes.io/instance=coalmine,app.kubernetes.io/name=coalmine"
+    return cluster.live_pod(inst.system, selector)
 
 
 @pytest.fixture
