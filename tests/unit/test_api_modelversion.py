@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from coalmine.api import APPROVED_BY_ANNOTATION, ModelVersion, ModelVersionSpec, ModelVersionStatus
+from coalmine.api.governance import APPROVED_GROUPS_ANNOTATION
 from tests.integration.test_admission import DIGEST, model_version
 
 
@@ -98,10 +99,22 @@ def test_shape_allows_variable_dimensions_only_as_minus_one() -> None:
 
 def test_approval_comes_from_the_annotation() -> None:
     doc = model_version()
-    assert ModelVersion.model_validate(doc).approved_by is None
+    assert ModelVersion.model_validate(doc).approval is None
     doc["metadata"]["annotations"] = {APPROVED_BY_ANNOTATION: "ana@example.com"}
-    assert ModelVersion.model_validate(doc).approved_by == "ana@example.com"
+    approval = ModelVersion.model_validate(doc).approval
+    assert approval is not None
+    assert (approval.by, approval.groups) == ("ana@example.com", [])
+    doc["metadata"]["annotations"][APPROVED_GROUPS_ANNOTATION] = "ml-leads, ,risk"
+    approval = ModelVersion.model_validate(doc).approval
+    assert approval is not None
+    assert approval.groups == ["ml-leads", "risk"]
     assert APPROVED_BY_ANNOTATION == "coalmine.dev/approved-by"
+
+
+def test_a_blank_approval_is_none() -> None:
+    doc = model_version()
+    doc["metadata"]["annotations"] = {APPROVED_BY_ANNOTATION: "  ", APPROVED_GROUPS_ANNOTATION: "x"}
+    assert ModelVersion.model_validate(doc).approval is None
 
 
 def test_status_defaults_to_pending_and_checks_the_digest() -> None:

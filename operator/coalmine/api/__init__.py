@@ -2,12 +2,8 @@
 
 from coalmine.api.base import API_VERSION, GROUP, VERSION, Condition, ObjectMeta, parse_duration
 from coalmine.api.deployment import ModelDeployment, ModelDeploymentSpec, ModelDeploymentStatus
-from coalmine.api.modelversion import (
-    APPROVED_BY_ANNOTATION,
-    ModelVersion,
-    ModelVersionSpec,
-    ModelVersionStatus,
-)
+from coalmine.api.governance import APPROVED_BY_ANNOTATION
+from coalmine.api.modelversion import ModelVersion, ModelVersionSpec, ModelVersionStatus
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
 
 __all__ = [

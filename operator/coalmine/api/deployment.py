@@ -20,6 +20,7 @@ from coalmine.api.base import (
     quantity_value,
     validations,
 )
+from coalmine.api.governance import MAX_COMMAND_RECORDS, Approval, CommandRecord
 from coalmine.api.strategy import Percent, RolloutStrategySpec
 
 # Condition types (kstatus: Ready, Reconciling, Stalled; plus rollout-specific ones).
@@ -359,6 +360,8 @@ class VariantStatus(ApiModel):
     mirror: Percent | None = None
     """Percent of requests copied to this variant as shadow traffic (canary only)."""
     ready_replicas: Counter | None = None
+    approval: Approval | None = None
+    """The approval its ModelVersion carried while it rolled out (kept once promoted)."""
 
 
 class MetricResult(ApiModel):
@@ -446,6 +449,12 @@ class HistoryEntry(ApiModel):
     pin: Pin | None = None
     """What the revision served; `undo` serves it again."""
     changes: list[Change] = Field(default_factory=list, max_length=6)
+    approval: Approval | None = None
+    """Who approved the version, as its rollout saw it."""
+    commands: list[CommandRecord] = Field(default_factory=list, max_length=MAX_COMMAND_RECORDS)
+    """The commands acted on since the entry before: who promoted, aborted, retried, undid."""
+    analysis: AnalysisResult | None = None
+    """The revision's last measurement: the verdict of each metric with its figures."""
 
 
 RECORD_POINTS = 120
@@ -545,6 +554,8 @@ class ModelDeploymentStatus(ApiModel):
         default_factory=dict, max_length=8
     )
     """Last token of each CLI command annotation the operator acted on."""
+    commands: list[CommandRecord] = Field(default_factory=list, max_length=MAX_COMMAND_RECORDS)
+    """Commands acted on since the last history entry, which the next entry takes over."""
     history: list[HistoryEntry] = Field(default_factory=list, max_length=100)
     rollout_record: RolloutRecord | None = None
     """Weights, verdicts and the end of the current or last rollout (`coalmine report`)."""

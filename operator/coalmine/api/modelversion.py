@@ -18,9 +18,7 @@ from coalmine.api.base import (
     map_list,
     validations,
 )
-
-APPROVED_BY_ANNOTATION = "coalmine.dev/approved-by"
-"""Set on a ModelVersion by whoever approves it for production traffic."""
+from coalmine.api.governance import Approval, approval_of
 
 URI_PATTERN = r"^(file|https?|s3|pvc)://[^\s]+$"
 # pvc://CLAIM/PATH: CLAIM names a PersistentVolumeClaim, PATH a file inside it.
@@ -231,6 +229,6 @@ class ModelVersion(ApiModel):
     status: ModelVersionStatus | None = None
 
     @property
-    def approved_by(self) -> str | None:
+    def approval(self) -> Approval | None:
         """Who approved this version for production traffic, if anyone."""
-        return self.metadata.annotations.get(APPROVED_BY_ANNOTATION) or None
+        return approval_of(self.metadata.annotations)

@@ -20,6 +20,7 @@ from coalmine.api.base import (
     parse_duration,
     validations,
 )
+from coalmine.api.governance import MAX_GROUPS, GroupName
 
 MIN_INTERVAL = timedelta(seconds=1)
 MAX_INTERVAL = timedelta(hours=24)
@@ -225,6 +226,9 @@ class RolloutStrategySpec(ApiModel):
     """Roll back when the canary is not Ready this long after it was created."""
     require_approval: bool = False
     """Hold the rollout until the ModelVersion carries the coalmine.dev/approved-by annotation."""
+    approver_groups: list[GroupName] = Field(default_factory=list, max_length=MAX_GROUPS)
+    """Only an approval stating one of these groups counts (coalmine.dev/approved-groups, which
+    admission checks against the approver's own groups); set, it requires approval."""
     scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_SECONDS)
     """Keep the previous pods this long after a promotion, so connections drain."""
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_SECONDS)

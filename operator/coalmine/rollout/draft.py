@@ -15,6 +15,13 @@ from coalmine.api.deployment import (
     Pin,
     VariantStatus,
 )
+from coalmine.api.governance import (
+    MAX_COMMAND_RECORDS,
+    Approval,
+    CommandName,
+    CommandRecord,
+    split_token,
+)
 from coalmine.api.strategy import RolloutStrategySpec
 from coalmine.rollout.commands import new_commands
 from coalmine.rollout.decision import Event
@@ -27,6 +34,27 @@ DEFAULTS = RolloutStrategySpec()
 HistoryOutcome = Literal["Promoted", "RolledBack", "Aborted", "Superseded"]
 MESSAGE_LIMIT = 4096
 """Longest status message the CRD accepts; termination messages can be that long alone."""
+
+
+APPROVED = "Approved"
+"""Event reason: the rolling-out version's approval appeared or changed."""
+
+
+def approval_text(approval: Approval) -> str:
+    """ "approved by alice (groups ml-leads)", for events and messages."""
+    groups = f" (groups {', '.join(approval.groups)})" if approval.groups else ""
+    return f"approved by {approval.by}{groups}"
+
+
+def approval_message(d: Draft) -> str:
+    """What the rollout waits for, and the command that gives it."""
+    name = d.obs.target.metadata.name if d.obs.target else d.md.spec.model_version
+    groups = d.strategy.approver_groups
+    who = f" from a member of {' or '.join(groups)}" if groups else ""
+    return (
+        f"waiting for approval{who}: `coalmine approve {name}` (annotation"
+        " coalmine.dev/approved-by on the ModelVersion)"
+    )
 
 
 def clip(text: str) -> str:
@@ -55,6 +83,7 @@ class Draft:
         status.handled_commands = {**status.handled_commands, **commands}
         draft = cls(md, obs, status, commands)
         draft.adopt_unpinned()
+        draft.note_approval()
         return draft
 
     @cached_property
@@ -88,11 +117,41 @@ class Draft:
         return self.status.canary is not None and self.status.current_step_index is not None
 
     @property
+    def approval_required(self) -> bool:
+        return self.strategy.require_approval or bool(self.strategy.approver_groups)
+
+    @property
     def approved(self) -> bool:
+        """The target's approval counts: any approver, or one stating a required group."""
+        if not self.approval_required:
+            return True
+        approval = self.obs.target.approval if self.obs.target is not None else None
+        wanted = self.strategy.approver_groups
+        return approval is not None and (not wanted or bool(set(wanted) & set(approval.groups)))
+
+    def note_approval(self) -> None:
+        """The canary (or first version) takes its ModelVersion's approval as it stands; a
+        new approver is announced once."""
         target = self.obs.target
-        return not self.strategy.require_approval or (
-            target is not None and bool(target.approved_by)
-        )
+        variant = self.status.canary if self.in_rollout else None
+        if target is None or variant is None or variant.model_version != target.metadata.name:
+            return
+        approval = target.approval
+        if approval == variant.approval:
+            return
+        variant.approval = approval
+        if approval is not None:
+            self.emit("Normal", APPROVED, f"{variant.version} {approval_text(approval)}")
+
+    def acted(self, command: CommandName, token: str) -> str:
+        """Remember that `command` was acted on, for the next history entry; returns the
+        words naming its author for events ("by alice", or "" when it names none)."""
+        by = split_token(token)[1]
+        self.status.commands = [
+            *self.status.commands[-(MAX_COMMAND_RECORDS - 1) :],
+            CommandRecord(command=command, by=by, time=self.now),
+        ]
+        return f"by {by}" if by else ""
 
     @property
     def stable_serves(self) -> bool:
@@ -126,6 +185,8 @@ class Draft:
             self.emit(event, reason, message)
 
     def record(self, variant: VariantStatus, outcome: HistoryOutcome, reason: str) -> None:
+        """Append how `variant`'s revision ended, with who approved and commanded it."""
+        analysis = self.status.last_analysis
         self.status.history.append(
             HistoryEntry(
                 revision=variant.revision,
@@ -136,8 +197,12 @@ class Draft:
                 time=self.now,
                 pin=variant.pin,
                 changes=variant.changes,
+                approval=variant.approval,
+                commands=self.status.commands,
+                analysis=analysis if analysis and analysis.revision == variant.revision else None,
             )
         )
+        self.status.commands = []
 
     def end_rollout(self, scale_down_after: int) -> None:
         """Forget the step walk; the canary gets no traffic and goes after the delay."""

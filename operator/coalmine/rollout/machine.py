@@ -4,9 +4,10 @@ rollouts, the steady state, and the CLI commands."""
 from __future__ import annotations
 
 from coalmine.api.deployment import Pin, VariantStatus
+from coalmine.api.governance import CommandName
 from coalmine.api.strategy import summarize
 from coalmine.rollout.commands import undo_revision
-from coalmine.rollout.draft import Draft
+from coalmine.rollout.draft import Draft, approval_message
 from coalmine.rollout.health import crash_loop, is_ready
 from coalmine.rollout.revision import asks_for, changes
 from coalmine.rollout.walk import progress, rollback
@@ -55,8 +56,7 @@ def _first_serve(d: Draft) -> None:
         d.set_phase("Pending", reason, message, stalled=stalled, event="Warning")
         return
     if not d.approved:
-        message = f"waiting for approval: annotate ModelVersion {d.md.spec.model_version}"
-        d.set_phase("Paused", "AwaitingApproval", message + " with coalmine.dev/approved-by")
+        d.set_phase("Paused", "AwaitingApproval", approval_message(d))
         return
     assert d.obs.target is not None
     st = d.status
@@ -67,6 +67,7 @@ def _first_serve(d: Draft) -> None:
         revision=st.latest_revision,
         weight=100,
         pin=d.desired,
+        approval=d.obs.target.approval,
     )
     d.record(st.stable, "Promoted", "first version served")
     d.emit(
@@ -174,8 +175,11 @@ def _stop_commands(d: Draft) -> None:
     to an earlier stable revision."""
     abort, undo = d.take("abort"), d.take("undo")
     if d.in_rollout and (abort is not None or undo is not None):
-        how = "abort" if abort is not None else "undo"
-        rollback(d, f"{how} requested with `coalmine {how}`", outcome="Aborted")
+        how: CommandName = "abort" if abort is not None else "undo"
+        token = abort if abort is not None else undo
+        assert token is not None
+        author = d.acted(how, token)
+        rollback(d, f"{how} requested {author} with `coalmine {how}`".replace("  ", " "), "Aborted")
     elif undo is not None:
         _undo(d, undo)
     elif abort is not None:
@@ -210,7 +214,8 @@ def _undo(d: Draft, token: str) -> None:
         )
         d.emit("Warning", "UndoImpossible", message)
         return
-    d.record(current, "RolledBack", f"undone to revision {back.revision}")
+    author = d.acted("undo", token)
+    d.record(current, "RolledBack", f"undone to revision {back.revision} {author}".strip())
     st.aborted_revision, st.aborted_model_version = current.revision, current.model_version
     st.aborted_template_hash = current.pin.template_hash if current.pin else None
     st.latest_revision += 1
@@ -239,7 +244,9 @@ def _retry_command(d: Draft) -> None:
     if st.aborted_model_version is None:
         d.emit("Normal", "CommandIgnored", "retry: nothing was rolled back")
         return
-    d.emit("Normal", "Retrying", f"retrying {st.aborted_model_version} as a new revision")
+    author = d.acted("retry", token)
+    message = f"retrying {st.aborted_model_version} as a new revision {author}".strip()
+    d.emit("Normal", "Retrying", message)
     _clear_aborted(d)
 
 

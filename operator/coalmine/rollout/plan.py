@@ -26,6 +26,7 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
     """Decide the next status, what should run, and the events of this reconcile."""
     d = Draft.start(md, obs)
     decide(d)
+    d.note_approval()
     _retire_canary(d)
     for name in sorted(d.commands):
         d.emit("Normal", "CommandIgnored", f"{name}: nothing to do in phase {d.status.phase}")

@@ -10,7 +10,7 @@ from coalmine.api.base import parse_duration
 from coalmine.api.deployment import AnalysisResult, AnalysisRun, VariantStatus
 from coalmine.api.strategy import Analysis, RolloutStrategySpec, Step, summarize
 from coalmine.rollout.commands import is_full_promote
-from coalmine.rollout.draft import Draft, clip
+from coalmine.rollout.draft import Draft, approval_message, approval_text, clip
 from coalmine.rollout.health import crash_loop, is_ready
 from coalmine.rollout.revision import runs
 
@@ -79,26 +79,29 @@ def _promote_command(d: Draft, token: str) -> None:
     assert st.current_step_index is not None
     if st.current_step_index >= len(steps):
         return
-    if is_full_promote(token):
-        d.emit("Normal", "PromotedByCommand", "skipping every remaining step (promote --full)")
+    step = steps[st.current_step_index]
+    full = is_full_promote(token)
+    if not full and _gated(d, step):
+        d.emit("Warning", "PromoteBlocked", approval_message(d))
+        return
+    author = _words(d.acted("promote", token))
+    if full:
+        message = f"skipping every remaining step (promote --full{author})"
+        d.emit("Normal", "PromotedByCommand", message)
         st.current_step_index = len(steps)
         return
-    step = steps[st.current_step_index]
-    if _gated(d, step):
-        d.emit("Warning", "PromoteBlocked", _approval_message(d))
-        return
-    _complete(d, step, "by `coalmine promote`")
+    _complete(d, step, f"by `coalmine promote`{author}")
+
+
+def _words(author: str) -> str:
+    """ ", by alice" after a command's name, or nothing when its author is unknown."""
+    return f", {author}" if author else ""
 
 
 def _gated(d: Draft, step: Step | None) -> bool:
     """Client traffic (a weight, or the promotion when `step` is None) needs approval."""
     gives_traffic = step is None or bool(step.set_weight)
     return gives_traffic and not d.approved
-
-
-def _approval_message(d: Draft) -> str:
-    name = d.obs.target.metadata.name if d.obs.target else d.md.spec.model_version
-    return f"waiting for approval: annotate ModelVersion {name} with coalmine.dev/approved-by"
 
 
 def _walk(d: Draft) -> None:
@@ -108,7 +111,7 @@ def _walk(d: Draft) -> None:
     while st.current_step_index < len(steps):
         step = steps[st.current_step_index]
         if _gated(d, step):
-            d.set_phase("Paused", "AwaitingApproval", _approval_message(d), event="Normal")
+            d.set_phase("Paused", "AwaitingApproval", approval_message(d), event="Normal")
             return
         if not _step_done(d, step):
             return
@@ -253,7 +256,7 @@ def _promotion(d: Draft) -> None:
     canary = st.canary
     assert canary is not None
     if _gated(d, None):
-        d.set_phase("Paused", "AwaitingApproval", _approval_message(d), event="Normal")
+        d.set_phase("Paused", "AwaitingApproval", approval_message(d), event="Normal")
         return
     if canary.weight != 100 or canary.mirror:
         canary.weight, canary.mirror = 100, None
@@ -267,9 +270,9 @@ def _promotion(d: Draft) -> None:
     d.end_rollout(d.strategy.scale_down_delay_seconds)
     message = f"serving {canary.version} (revision {canary.revision})"
     d.set_phase("Healthy", "Serving", message)
-    d.emit(
-        "Normal", "Promoted", f"promoted {canary.version} (revision {canary.revision}) to stable"
-    )
+    approved = f", {approval_text(canary.approval)}" if canary.approval else ""
+    message = f"promoted {canary.version} (revision {canary.revision}) to stable{approved}"
+    d.emit("Normal", "Promoted", message)
 
 
 def rollback(d: Draft, reason: str, outcome: str = "RolledBack") -> None:

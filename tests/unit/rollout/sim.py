@@ -15,7 +15,8 @@ from coalmine.api.deployment import (
     Pin,
     VariantCounters,
 )
-from coalmine.api.modelversion import APPROVED_BY_ANNOTATION, ModelVersion
+from coalmine.api.governance import APPROVED_BY_ANNOTATION, APPROVED_GROUPS_ANNOTATION
+from coalmine.api.modelversion import ModelVersion
 from coalmine.api.strategy import RolloutStrategySpec
 from coalmine.resources.deployment import pin_for
 from coalmine.rollout.observation import Observation, VariantObservation
@@ -29,12 +30,17 @@ def model_version(
     name: str,
     *,
     phase: str = "Validated",
-    approved: bool = False,
+    approved: bool | str = False,
+    groups: str = "",
     message: str | None = None,
     uid: str | None = None,
     sha256: str = SHA,
 ) -> ModelVersion:
-    annotations = {APPROVED_BY_ANNOTATION: "alice"} if approved else {}
+    """A ModelVersion; `approved` is True (by alice) or the approver's name."""
+    by = "alice" if approved is True else approved or ""
+    annotations = {APPROVED_BY_ANNOTATION: by} if by else {}
+    if groups:
+        annotations[APPROVED_GROUPS_ANNOTATION] = groups
     return ModelVersion.model_validate(
         {
             "metadata": {

@@ -90,7 +90,7 @@ def check(sim: Sim, before: Plan | None, result: Plan) -> None:
     else:
         assert intent.canary_weight <= allowed_weight(spec, status.current_step_index)
     if intent.canary_weight > 0 and spec.require_approval:
-        assert sim.versions[sim.target].approved_by
+        assert sim.versions[sim.target].approval
     if any(e.reason == "Promoted" for e in result.events):
         assert before is not None
         assert before.status.current_step_index == len(spec.steps)
