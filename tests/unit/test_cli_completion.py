@@ -26,6 +26,7 @@ echo "$@" >> "$(dirname "$0")/calls"
 case "$2" in
   namespaces) printf 'namespace/default\\nnamespace/coalmine-demo\\n' ;;
   modeldeployments) printf 'modeldeployment.coalmine.dev/%s\\n' iris iris-big ;;
+  modelversions) printf 'modelversion.coalmine.dev/%s\\n' iris-v1 iris-v2 ;;
 esac
 """
 
@@ -88,6 +89,14 @@ def test_modeldeployment_names_come_from_kubectl_in_the_given_namespace(
     assert "get modeldeployments -n coalmine-demo -o name" in calls
     # once the name is given, only options are left
     assert complete("coalmine status iris ") == ["-h", "--help", "--namespace", "-n"]
+
+
+def test_approve_completes_modelversion_names(
+    complete: Callable[[str], list[str]], tmp_path: Path
+) -> None:
+    assert complete("coalmine approve -n ml iris-v") == ["iris-v1", "iris-v2"]
+    assert "get modelversions -n ml -o name" in (tmp_path / "bin" / "calls").read_text()
+    assert complete("coalmine approve iris-v1 --w") == ["--withdraw"]
 
 
 def test_option_values(complete: Callable[[str], list[str]]) -> None:

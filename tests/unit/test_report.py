@@ -179,3 +179,32 @@ def test_time_ticks_are_round_seconds() -> None:
     ticks = re.findall(r'class="tick" text-anchor="middle">([^<]+)<', page)
     assert ticks[:4] == ["0 s", "5 s", "10 s", "15 s"]
     assert len(ticks) == 4 * 4  # the same axis under each of the 4 charts
+
+
+def test_the_audit_trail_names_the_approver_and_each_command() -> None:
+    md = rolled_back()
+    md["status"]["history"] = [
+        {
+            "revision": 3, "modelVersion": "iris-v3", "version": "v3", "outcome": "Aborted",
+            "time": at(19), "reason": "abort requested by dan",
+            "approval": {"by": "grace", "groups": ["ml-leads"]},
+            "commands": [
+                {"command": "promote", "by": "carol", "time": at(10)},
+                {"command": "abort", "by": "<dan>", "time": at(19)},
+            ],
+        },
+        {
+            "revision": 2, "modelVersion": "iris-v2", "version": "v2", "outcome": "Promoted",
+            "time": at(-60), "approval": {"by": "mallory"},
+        },
+    ]  # fmt: skip
+    page = render(md)
+    trail = page[page.index("<h2>Audit trail</h2>") :]
+    assert "approved by grace (groups ml-leads)" in trail
+    assert "promote by carol at 2026-01-01 12:00:10" in trail
+    assert "abort by &lt;dan&gt;" in trail
+    assert "mallory" not in trail  # another revision's approval
+
+
+def test_without_approval_or_commands_there_is_no_audit_trail() -> None:
+    assert "Audit trail" not in render(rolled_back())

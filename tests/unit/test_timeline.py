@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from coalmine.api import ModelDeployment
-from coalmine.api.deployment import Pin, Serving, VariantStatus
+from coalmine.api.deployment import HistoryEntry, Pin, Serving, VariantStatus
 from coalmine.api.strategy import RolloutStrategySpec
-from coalmine.cli.timeline import render, variant_line
+from coalmine.cli.timeline import audit_lines, render, variant_line
 from tests.integration.test_admission import model_deployment
 
 STEPS = RolloutStrategySpec.model_validate(
@@ -118,3 +118,29 @@ def test_a_variant_shows_its_digest_what_changed_and_its_real_share() -> None:
     assert variant_line(v) == (
         "v1 (iris-v1, rev 3, sha256 5f1c00000000, changed: resources), weight 20% (gets 33%)"
     )
+
+
+def test_history_shows_who_approved_who_commanded_and_the_verdict() -> None:
+    entry = HistoryEntry.model_validate(
+        {
+            "revision": 4, "modelVersion": "iris-v4", "version": "v4", "outcome": "RolledBack",
+            "time": "2026-01-01T12:00:30Z", "reason": "analysis failed",
+            "approval": {"by": "grace"},
+            "commands": [{"command": "retry", "time": "2026-01-01T12:00:01Z"}],
+            "analysis": {
+                "revision": 4, "stepIndex": 1, "outcome": "Failed",
+                "time": "2026-01-01T12:00:29Z",
+                "metrics": [
+                    {"name": "error-rate", "outcome": "Failed", "value": 0.31,
+                     "stableValue": 0.01},
+                ],
+            },
+        }
+    )  # fmt: skip
+    assert audit_lines(entry) == [
+        "approved by grace",
+        "retry by an unnamed author at 2026-01-01 12:00:01",
+        "verdict Failed at step 2: error-rate 0.31 (stable 0.01) Failed",
+    ]
+    page = render(md({"phase": "RolledBack", "history": [entry.to_json()]}), STEPS, [])
+    assert "      approved by grace" in page.splitlines()

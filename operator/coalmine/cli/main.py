@@ -16,11 +16,17 @@ from pathlib import Path
 
 import kopf
 import prometheus_client
+from kubernetes.client.exceptions import ApiException
 
 from coalmine.api.deployment import COMMAND_ANNOTATIONS, ModelDeployment
+from coalmine.api.governance import (
+    APPROVED_BY_ANNOTATION,
+    APPROVED_GROUPS_ANNOTATION,
+    with_author,
+)
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
 from coalmine.cli import completion, report
-from coalmine.cli.timeline import history_line, render
+from coalmine.cli.timeline import audit_lines, history_line, render
 from coalmine.kube.client import Kube
 
 
@@ -79,6 +85,8 @@ def _history(args: argparse.Namespace) -> int:
         print("no finished rollouts yet")
     for h in history:
         print(history_line(h))
+        for line in audit_lines(h):
+            print(f"    {line}")
     return 0
 
 
@@ -104,6 +112,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _whoami(kube: Kube) -> tuple[str, tuple[str, ...]]:
+    """Who the cluster says we are: the name that commands and approvals carry."""
+    try:
+        user, groups = kube.whoami()
+    except ApiException as exc:
+        raise SystemExit(
+            f"coalmine: cannot ask the API server who you are (SelfSubjectReview: {exc.status}"
+            f" {exc.reason}); commands and approvals carry your user name"
+        ) from None
+    if not user:
+        raise SystemExit("coalmine: the API server gave no user name for these credentials")
+    return user, groups
+
+
 def _command(args: argparse.Namespace) -> int:
     kube, _ = _load(args)
     token = uuid.uuid4().hex[:12]
@@ -112,6 +134,7 @@ def _command(args: argparse.Namespace) -> int:
         token = f"{token} revision={args.to_revision}"
     if args.command == "promote" and args.full:
         token = f"{token} full"
+    token = with_author(token, _whoami(kube)[0])
     annotation = COMMAND_ANNOTATIONS[args.command]
     kube.merge_patch(
         "ModelDeployment",
@@ -123,6 +146,31 @@ def _command(args: argparse.Namespace) -> int:
         f"{args.command} requested for {args.namespace}/{args.name} (token {token}); "
         f"follow it with: coalmine status {args.name} -n {args.namespace}"
     )
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    kube = Kube()
+    if kube.get("ModelVersion", args.model_versionspace, args.model_version) is None:
+        raise SystemExit(f"coalmine: modelversion {args.model_versionspace}/{args.model_version} not found")
+    user, groups = _whoami(kube)
+    stated = list(dict.fromkeys(args.group or []))
+    foreign = [g for g in stated if g not in groups]
+    if foreign:
+        raise SystemExit(
+            f"coalmine: you ({user}) are not in group {', '.join(foreign)}; your groups:"
+            f" {', '.join(groups) or 'none'}"
+        )
+    values: dict[str, str | None] = {
+        APPROVED_BY_ANNOTATION: None if args.withdraw else user,
+        APPROVED_GROUPS_ANNOTATION: None if args.withdraw or not stated else ",".join(stated),
+    }
+    kube.merge_patch(
+        "ModelVersion", args.model_versionspace, args.model_version, {"metadata": {"annotations": values}}
+    )
+    what = "approval withdrawn" if args.withdraw else f"approved by {user}"
+    groups_note = f" (groups {', '.join(stated)})" if stated and not args.withdraw else ""
+    print(f"modelversion {args.model_versionspace}/{args.model_version}: {what}{groups_note}")
     return 0
 
 
@@ -171,6 +219,18 @@ def build_parser(prog: str = "coalmine") -> argparse.ArgumentParser:
     undo = target("undo", "roll back to a previous revision")
     undo.add_argument("--to-revision", type=int, default=None)
     undo.set_defaults(func=_command)
+    approve = sub.add_parser(
+        "approve", help="approve a ModelVersion for production traffic, in your own name"
+    )
+    approve.add_argument("model_version", metavar="NAME", help="ModelVersion name")
+    approve.add_argument("--namespace", "-n", default="default")
+    approve.add_argument(
+        "--group",
+        action="append",
+        help="state one of your groups, for strategies with approverGroups (repeatable)",
+    )
+    approve.add_argument("--withdraw", action="store_true", help="remove the approval")
+    approve.set_defaults(func=_approve)
     comp = sub.add_parser(
         "completion", help="print a shell completion script: source <(coalmine completion bash)"
     )

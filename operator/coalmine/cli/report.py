@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from coalmine.api.deployment import ModelDeploymentStatus, PointMetric, RecordPoint, RolloutRecord
+from coalmine.cli.timeline import audit_lines
 
 WIDTH, HEIGHT = 1120, 136
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 22, 26
@@ -341,6 +342,7 @@ def _verdict_table(frame: Frame, rec: RolloutRecord) -> str:
 CSS = """
 body{font:13px/1.35 system-ui,-apple-system,"Segoe UI",sans-serif;margin:14px 24px;color:#212529}
 h1{font-size:20px;margin:0 0 4px} .sub{color:#495057;margin:0 0 8px}
+h2{font-size:15px;margin:12px 0 2px}
 .verdict-box{display:inline-block;padding:3px 10px;border-radius:4px;color:#fff;font-weight:700}
 .promoted{background:#2b8a3e} .rolledback{background:#c92a2a} .running{background:#1c7ed6}
 dl{display:grid;grid-template-columns:max-content auto;gap:1px 12px;margin:6px 0 8px}
@@ -423,8 +425,39 @@ def render(md: dict[str, Any]) -> str:
         + "</dl>"
         + "".join(charts)
         + _verdict_table(frame, rec)
+        + _audit_trail(status, rec)
     )
     return _page(title, body)
+
+
+def _audit_trail(status: ModelDeploymentStatus, rec: RolloutRecord) -> str:
+    """Who approved this revision and who commanded it, from its history entries (and the
+    commands of a rollout still running)."""
+    rows = []
+    for h in status.history:
+        if h.revision != rec.revision:
+            continue
+        who = audit_lines(h)
+        rows.append(
+            f"<tr><td>{h.time:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(h.outcome)}</td>"
+            f"<td>{'<br>'.join(html.escape(w) for w in who) or 'no approval, no command'}</td>"
+            "</tr>"
+        )
+    rows.extend(
+        f"<tr><td>{c.time:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(c.command)}</td>"
+        f"<td>by {html.escape(c.by or 'an unnamed author')}</td></tr>"
+        for c in status.commands
+    )
+    canary = status.canary
+    if not rows and canary is not None and canary.revision == rec.revision and canary.approval:
+        a = canary.approval
+        rows.append(f"<tr><td></td><td>approval</td><td>by {html.escape(a.by)}</td></tr>")
+    if not rows:
+        return ""
+    return (
+        "<h2>Audit trail</h2><table><thead><tr><th>time</th><th>what</th><th>who and why</th>"
+        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def _page(title: str, body: str) -> str:

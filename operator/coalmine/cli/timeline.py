@@ -73,7 +73,9 @@ def render(
             )
     if st.history:
         lines.append("history")
-        lines.extend(f"  {history_line(h)}" for h in st.history)
+        for h in st.history:
+            lines.append(f"  {history_line(h)}")
+            lines.extend(f"      {a}" for a in audit_lines(h))
     return "\n".join(lines)
 
 
@@ -96,3 +98,23 @@ def history_line(h: HistoryEntry) -> str:
         f"rev {h.revision:<3} {h.model_version:<24} {h.version:<10} {h.outcome:<11}"
         f" {h.time:%Y-%m-%d %H:%M:%S}{changed}" + (f"  {h.reason}" if h.reason else "")
     )
+
+
+def audit_lines(h: HistoryEntry) -> list[str]:
+    """Who approved the revision, who commanded it, and its last verdict with the figures."""
+    lines = []
+    if h.approval is not None:
+        groups = f" (groups {', '.join(h.approval.groups)})" if h.approval.groups else ""
+        lines.append(f"approved by {h.approval.by}{groups}")
+    lines.extend(
+        f"{c.command} by {c.by or 'an unnamed author'} at {c.time:%Y-%m-%d %H:%M:%S}"
+        for c in h.commands
+    )
+    a = h.analysis
+    if a is not None:
+        figures = ", ".join(
+            f"{m.name} {_fmt(m.value)} (stable {_fmt(m.stable_value)}) {m.outcome}"
+            for m in a.metrics
+        )
+        lines.append(f"verdict {a.outcome} at step {a.step_index + 1}: {figures or 'no metrics'}")
+    return lines

@@ -162,6 +162,16 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
+    def whoami(self) -> tuple[str, tuple[str, ...]]:
+        """The user name and groups the API server authenticated this client as."""
+        review = self.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        user = (review.get("status") or {}).get("userInfo") or {}
+        return str(user.get("username", "")), tuple(str(g) for g in user.get("groups") or [])
+
     def delete(self, kind: str, namespace: str, name: str) -> None:
         try:
             self.request(
