@@ -151,8 +151,8 @@ def _command(args: argparse.Namespace) -> int:
 
 def _approve(args: argparse.Namespace) -> int:
     kube = Kube()
-    if kube.get("ModelVersion", args.model_versionspace, args.model_version) is None:
-        raise SystemExit(f"coalmine: modelversion {args.model_versionspace}/{args.model_version} not found")
+    if kube.get("ModelVersion", args.namespace, args.model_version) is None:
+        raise SystemExit(f"coalmine: modelversion {args.namespace}/{args.model_version} not found")
     user, groups = _whoami(kube)
     stated = list(dict.fromkeys(args.group or []))
     foreign = [g for g in stated if g not in groups]
@@ -166,11 +166,11 @@ def _approve(args: argparse.Namespace) -> int:
         APPROVED_GROUPS_ANNOTATION: None if args.withdraw or not stated else ",".join(stated),
     }
     kube.merge_patch(
-        "ModelVersion", args.model_versionspace, args.model_version, {"metadata": {"annotations": values}}
+        "ModelVersion", args.namespace, args.model_version, {"metadata": {"annotations": values}}
     )
     what = "approval withdrawn" if args.withdraw else f"approved by {user}"
     groups_note = f" (groups {', '.join(stated)})" if stated and not args.withdraw else ""
-    print(f"modelversion {args.model_versionspace}/{args.model_version}: {what}{groups_note}")
+    print(f"modelversion {args.namespace}/{args.model_version}: {what}{groups_note}")
     return 0
 
 
