@@ -48,6 +48,11 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's own ClusterRoles (not the governance roles made for people)."""
+    return [d for d in by_kind(docs, "ClusterRole") if d["metadata"]["name"] == "coalmine"]
+
+
 def rules(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for doc in docs:
         if doc["kind"] in RBAC_KINDS:
@@ -164,7 +169,7 @@ def test_rbac_is_least_privilege(rendered: dict[str, list[dict[str, Any]]]) -> N
 
 def test_namespaced_mode(rendered: dict[str, list[dict[str, Any]]]) -> None:
     docs = rendered["namespaced"]
-    (cluster_role,) = by_kind(docs, "ClusterRole")
+    (cluster_role,) = operator_roles(docs)
     # The only cluster-wide permissions: kopf reading CRDs and namespaces, and the
     # gatewayAPI router reading its Gateways and their classes.
     assert cluster_role["rules"] == [
@@ -188,7 +193,7 @@ def test_namespaced_mode(rendered: dict[str, list[dict[str, Any]]]) -> None:
 
     clusterwide = rendered["default"]
     assert not by_kind(clusterwide, "Role")
-    (cluster_role,) = by_kind(clusterwide, "ClusterRole")
+    (cluster_role,) = operator_roles(clusterwide)
     resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert {
         "namespaces",
@@ -196,6 +201,47 @@ def test_namespaced_mode(rendered: dict[str, list[dict[str, Any]]]) -> None:
         "deployments",
         "customresourcedefinitions",
     } <= resources
+
+
+def test_governance_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """The policy, its binding and the people's roles; the binding follows watchNamespaces."""
+    docs = rendered["default"]
+    roles = {d["metadata"]["name"]: d for d in by_kind(docs, "ClusterRole")}
+    assert {"coalmine-developer", "coalmine-approver", "coalmine-operator-on-call"} < set(roles)
+    approve = {v for r in roles["coalmine-approver"]["rules"] for v in r["verbs"]}
+    assert "approve" in approve
+    on_call = roles["coalmine-operator-on-call"]["rules"]
+    assert {"resources": ["modeldeployments/commands"], "apiGroups": ["coalmine.dev"],
+            "verbs": ["promote", "abort", "retry", "undo"]} in on_call  # fmt: skip
+    developer = {v for r in roles["coalmine-developer"]["rules"] for v in r["verbs"]}
+    assert not developer & {"approve", "promote", "abort", "retry", "undo"}
+    (policy,) = by_kind(docs, "ValidatingAdmissionPolicy")
+    (binding,) = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert "matchResources" not in binding["spec"]
+    (scoped,) = by_kind(rendered["namespaced"], "ValidatingAdmissionPolicyBinding")
+    (selector,) = scoped["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector["values"] == WATCHED
+
+
+@pytest.mark.parametrize(
+    ("why", "values", "extra"),
+    [
+        ("turned off", {"governance": {"policy": False, "roles": True}}, []),
+        ("Kubernetes 1.29 (helm template)", {}, ["--kube-version", "1.29.0"]),
+        ("a live cluster that serves no policies", {}, ["--api-versions", "v1/ConfigMap"]),
+    ],
+)
+def test_without_the_policy_the_chart_still_renders(
+    why: str, values: dict[str, Any], extra: list[str]
+) -> None:
+    docs = template(values, RELEASE_NS, extra=extra)
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}, why
+    assert {"Deployment", "CustomResourceDefinition"} <= kinds, why
+    names = {d["metadata"]["name"] for d in by_kind(docs, "ClusterRole")}
+    assert "coalmine-approver" in names, why
 
 
 def test_the_operator_deployment(rendered: dict[str, list[dict[str, Any]]]) -> None:

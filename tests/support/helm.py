@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,12 @@ def values_args(values: dict[str, Any], tmp: Path) -> list[str]:
 
 
 def template(
-    values: dict[str, Any], namespace: str = "coalmine-system", release: str = "coalmine"
+    values: dict[str, Any],
+    namespace: str = "coalmine-system",
+    release: str = "coalmine",
+    extra: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """`helm template` of the chart with `values`, as a list of manifests."""
+    """`helm template` of the chart with `values` (and `extra` flags), as manifests."""
     with tempfile.TemporaryDirectory() as tmp:
         out = helm(
             "template",
@@ -61,5 +64,6 @@ def template(
             "--namespace",
             namespace,
             *values_args(values, Path(tmp)),
+            *extra,
         ).stdout
     return [d for d in yaml.safe_load_all(out) if d]

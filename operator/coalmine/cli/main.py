@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 import uuid
@@ -126,6 +127,22 @@ def _whoami(kube: Kube) -> tuple[str, tuple[str, ...]]:
     return user, groups
 
 
+def _patch_annotations(
+    kube: Kube, kind: str, namespace: str, name: str, values: dict[str, str | None]
+) -> None:
+    """Write annotations; a refusal (RBAC, the governance policy) exits with its message."""
+    try:
+        kube.merge_patch(kind, namespace, name, {"metadata": {"annotations": values}})
+    except ApiException as exc:
+        if exc.status not in (400, 403, 422):
+            raise
+        try:
+            message = json.loads(exc.body or "{}").get("message") or exc.reason
+        except ValueError:
+            message = exc.reason
+        raise SystemExit(f"coalmine: refused ({exc.status}): {message}") from None
+
+
 def _command(args: argparse.Namespace) -> int:
     kube, _ = _load(args)
     token = uuid.uuid4().hex[:12]
@@ -136,12 +153,7 @@ def _command(args: argparse.Namespace) -> int:
         token = f"{token} full"
     token = with_author(token, _whoami(kube)[0])
     annotation = COMMAND_ANNOTATIONS[args.command]
-    kube.merge_patch(
-        "ModelDeployment",
-        args.namespace,
-        args.name,
-        {"metadata": {"annotations": {annotation: token}}},
-    )
+    _patch_annotations(kube, "ModelDeployment", args.namespace, args.name, {annotation: token})
     print(
         f"{args.command} requested for {args.namespace}/{args.name} (token {token}); "
         f"follow it with: coalmine status {args.name} -n {args.namespace}"
@@ -165,9 +177,7 @@ def _approve(args: argparse.Namespace) -> int:
         APPROVED_BY_ANNOTATION: None if args.withdraw else user,
         APPROVED_GROUPS_ANNOTATION: None if args.withdraw or not stated else ",".join(stated),
     }
-    kube.merge_patch(
-        "ModelVersion", args.namespace, args.model_version, {"metadata": {"annotations": values}}
-    )
+    _patch_annotations(kube, "ModelVersion", args.namespace, args.model_version, values)
     what = "approval withdrawn" if args.withdraw else f"approved by {user}"
     groups_note = f" (groups {', '.join(stated)})" if stated and not args.withdraw else ""
     print(f"modelversion {args.namespace}/{args.model_version}: {what}{groups_note}")
