@@ -46,8 +46,9 @@ def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 
 @contextmanager
-def second_apiserver(work: Path) -> Iterator[Cluster]:
-    """Start etcd and kube-apiserver under `work`; yield a `Cluster` of them (admin token)."""
+def second_apiserver(work: Path, *flags: str) -> Iterator[Cluster]:
+    """Start etcd and kube-apiserver (with extra `flags`) under `work`; yield a `Cluster` of
+    them (admin token)."""
     bins = _bin_dir()
     client, peer, secure = free_port(), free_port(), free_port()
     token = secrets.token_hex(16)
@@ -85,6 +86,7 @@ def second_apiserver(work: Path) -> Iterator[Cluster]:
                     "--service-account-signing-key-file", str(sa_key),
                     "--service-cluster-ip-range", "10.96.0.0/16",
                     "--profiling=false",
+                    *flags,
                 ],
                 work / "kube-apiserver.log",
             )

@@ -97,6 +97,9 @@ def test_install_with_crds_upgrade_adds_a_field_uninstall_keeps_them(
     helm("install", RELEASE, str(CHART), "-n", SYSTEM, "--set", "crds.install=true", cluster=bare)
     bare.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                  *[f"crd/{n}" for n in names])  # fmt: skip
+    # A cluster that serves ValidatingAdmissionPolicies gets the governance policy.
+    policy = bare.get("validatingadmissionpolicy", f"{RELEASE}-governance")
+    assert policy["spec"]["failurePolicy"] == "Fail"
     for name in names:
         crd = bare.get("crd", name)
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
