@@ -5,12 +5,16 @@ panel and variable of the chart's Grafana dashboard runs through Prometheus's HT
 API and must return series, and the panels are drawn to
 _out/dashboard/coalmine-dashboard.png.
 
-On the shared cluster, three things of the file change, all of them names, so the
-install does not fight the other tests (the e2e operator owns `t-*`, the Helm test
-`helm-*`, the demo's release is `coalmine` in `coalmine-system`): its namespace
-`coalmine-system` becomes `install-XXXX`, its ClusterRole and ClusterRoleBinding
-get that suffix, and the operator gets one `--namespace=install-w-XXXX` flag. The
-RBAC stays the cluster-wide ClusterRole; everything else, the CRDs included, is
+On the shared cluster, a few things of the file change (names, and the scope of
+the policy binding), so the install does not fight the other tests (the e2e
+operator owns `t-*`, the Helm test `helm-*`, the demo's release is `coalmine` in
+`coalmine-system`):
+- its namespace `coalmine-system` becomes `install-XXXX`;
+- its cluster-scoped objects (ClusterRoles and their binding, the governance policy
+  and its binding) get that suffix, and the policy binding is limited to
+  `install-w-XXXX`;
+- the operator gets one `--namespace=install-w-XXXX` flag.
+The RBAC stays the cluster-wide ClusterRole; everything else, the CRDs included, is
 applied as the file has it. (A second API server is no option: pods need the node.)
 """
 
@@ -54,6 +58,15 @@ class Install:
         return f"install-w-{self.suffix}"
 
 
+CLUSTER_SCOPED = (
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+)
+"""Kinds whose names get the suffix; the policy binding is also limited to the watch."""
+
+
 def for_the_shared_cluster(docs: list[dict[str, Any]], inst: Install) -> list[dict[str, Any]]:
     """dist/install.yaml with its names made unique and the watch limited (module docstring)."""
     out = []
@@ -64,8 +77,12 @@ def for_the_shared_cluster(docs: list[dict[str, Any]], inst: Install) -> list[di
             meta["name"] = inst.system
         if meta.get("namespace") == FILE_NAMESPACE:
             meta["namespace"] = inst.system
-        if kind in ("ClusterRole", "ClusterRoleBinding"):
+        if kind in CLUSTER_SCOPED:
             meta["name"] = f"{meta['name']}-{inst.suffix}"
+        if kind == "ValidatingAdmissionPolicyBinding":
+            doc["spec"]["policyName"] = f"{doc['spec']['policyName']}-{inst.suffix}"
+            doc["spec"]["matchResources"] = {"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": inst.watched}}}  # fmt: skip
         if kind == "ClusterRoleBinding":
             doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{inst.suffix}"
             for subject in doc["subjects"]:
@@ -83,18 +100,17 @@ def installed(cluster: Cluster, crds: None, serving_image: None) -> Iterator[Ins
     inst = Install(uuid.uuid4().hex[:6])
     docs = [d for d in yaml.safe_load_all(INSTALL.read_text()) if d]
     assert {d["kind"] for d in docs} >= {"Namespace", "ClusterRole", "Deployment"}
+    ours = for_the_shared_cluster(docs, inst)
     try:
-        cluster.kubectl(
-            "apply", "--server-side", "-f", "-",
-            input=yaml.safe_dump_all(for_the_shared_cluster(docs, inst)),
-        )  # fmt: skip
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(ours))
         ensure_namespace(cluster, inst.watched, RESTRICTED)
         cluster.kubectl("-n", inst.system, "rollout", "status", "deployment/coalmine",
                         "--timeout=180s", timeout=200)  # fmt: skip
         yield inst
     finally:
-        for kind in ("clusterrolebinding", "clusterrole"):
-            cluster.kubectl("delete", kind, f"coalmine-{inst.suffix}", check=False)
+        for doc in ours:
+            if doc["kind"] in CLUSTER_SCOPED:
+                cluster.kubectl("delete", doc["kind"], doc["metadata"]["name"], check=False)
         for ns in (inst.system, inst.watched):
             cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
