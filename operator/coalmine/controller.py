@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from coalmine.kube.client import NotLeading
 from coalmine.metrics import RECONCILE
 
 log = logging.getLogger("coalmine.controller")
@@ -25,6 +26,7 @@ FailureReporter = Callable[[str, str, str, Exception], None]
 """(kind, namespace, name, error): make a failed reconcile visible on the object."""
 
 MAX_BACKOFF = 60.0
+NOT_LEADING_RETRY = 1.0
 RESYNC_SECONDS = 300.0  # a safety net: watch events and plans' deadlines drive the rest
 
 
@@ -41,6 +43,9 @@ class Controller:
     timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
     """The loop `run` works on; the queue and the sets are touched only from it."""
+    gate: asyncio.Event | None = None
+    """Set while this replica leads (leader election); workers take keys only then, while
+    the watches keep filling the queue so a standby starts with every key."""
 
     def enqueue(self, key: Key) -> None:
         """Queue `key`; safe from any thread (off the loop, it is handed to the loop)."""
@@ -84,6 +89,8 @@ class Controller:
 
     async def _worker(self) -> None:
         while True:
+            if self.gate is not None:
+                await self.gate.wait()
             key = await self.queue.get()
             self.queued.discard(key)
             self.active.add(key)
@@ -92,6 +99,9 @@ class Controller:
             try:
                 delay = await asyncio.to_thread(self.reconcilers[kind], namespace, name)
                 self.failures.pop(key, None)
+            except NotLeading:  # the lease may be someone else's: whoever leads redoes it
+                result, delay = "not_leading", NOT_LEADING_RETRY
+                log.info("reconcile of %s %s/%s stopped: not the leader", *key)
             except Exception as exc:
                 result = "error"
                 attempts = self.failures.get(key, 0) + 1

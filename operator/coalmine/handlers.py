@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, NamedTuple
 
 import kopf
 
 from coalmine.api.base import GROUP, VERSION
 from coalmine.controller import Controller
 from coalmine.kube.client import Kube
+from coalmine.leadership import Leadership
 from coalmine.reconcile import reconcile_deployment, reconcile_model_version, report_failure
 from coalmine.resources.naming import DEPLOYMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from coalmine.resources.validation_job import MODEL_VERSION_LABEL
@@ -28,6 +29,19 @@ log = logging.getLogger("coalmine.handlers")
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 _state: dict[str, Any] = {}
+
+
+class Election(NamedTuple):
+    """Where the Lease lives and who this replica is in it."""
+
+    namespace: str
+    lease: str
+    identity: str
+
+
+def elect(election: Election | None) -> None:
+    """Before kopf starts: take part in this election (None: reconcile alone)."""
+    _state["election"] = election
 
 
 def controller() -> Controller:
@@ -55,9 +69,23 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         },
         report_failure=lambda kind, ns, n, error: report_failure(kube, kind, ns, n, error),
     )
+    tasks = [ctl.run()]
+    election: Election | None = _state.get("election")
+    if election is not None:
+        leadership = Leadership(Kube(), election.namespace, election.lease, election.identity)
+        kube.fence, ctl.gate = leadership.may_write, leadership.leading
+        tasks.append(leadership.run())
+        _state["leadership"] = leadership
+        log.info("leader election: lease %s/%s as %s", *election)
+    else:
+        log.warning("leader election off: this process reconciles alone (--lease-namespace)")
     _state["controller"] = ctl
     _state["kube"] = kube
-    _state["task"] = asyncio.create_task(ctl.run())
+    _state["task"] = asyncio.create_task(_all(tasks))
+
+
+async def _all(tasks: list[Coroutine[Any, Any, None]]) -> None:
+    await asyncio.gather(*tasks)
 
 
 @kopf.on.cleanup()
@@ -65,6 +93,9 @@ async def cleanup(**_: Any) -> None:
     task = _state.get("task")
     if task is not None:
         task.cancel()
+    leadership: Leadership | None = _state.get("leadership")
+    if leadership is not None:
+        await asyncio.to_thread(leadership.release)
 
 
 @kopf.on.event(GROUP, VERSION, "modeldeployments")

@@ -85,6 +85,7 @@ def for_the_shared_cluster(docs: list[dict[str, Any]], inst: Install) -> list[di
                 "kubernetes.io/metadata.name": inst.watched}}}  # fmt: skip
         if kind == "ClusterRoleBinding":
             doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{inst.suffix}"
+        if kind in ("ClusterRoleBinding", "RoleBinding"):
             for subject in doc["subjects"]:
                 subject["namespace"] = inst.system
         if kind == "Deployment":

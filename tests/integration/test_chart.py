@@ -185,14 +185,18 @@ def test_namespaced_mode(rendered: dict[str, list[dict[str, Any]]]) -> None:
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
     ]
-    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "Role")) == WATCHED
-    assert sorted(r["metadata"]["namespace"] for r in by_kind(docs, "RoleBinding")) == WATCHED
+    watch_roles = [r for r in by_kind(docs, "Role") if r["metadata"]["name"] == "coalmine"]
+    assert sorted(r["metadata"]["namespace"] for r in watch_roles) == WATCHED
+    bindings = [r for r in by_kind(docs, "RoleBinding") if r["metadata"]["name"] == "coalmine"]
+    assert sorted(r["metadata"]["namespace"] for r in bindings) == WATCHED
     (deployment,) = by_kind(docs, "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert [a for a in args if a.startswith("--namespace")] == [f"--namespace={n}" for n in WATCHED]
 
     clusterwide = rendered["default"]
-    assert not by_kind(clusterwide, "Role")
+    assert [r["metadata"]["name"] for r in by_kind(clusterwide, "Role")] == [
+        "coalmine-leader-election"
+    ]
     (cluster_role,) = operator_roles(clusterwide)
     resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert {
@@ -201,6 +205,24 @@ def test_namespaced_mode(rendered: dict[str, list[dict[str, Any]]]) -> None:
         "deployments",
         "customresourcedefinitions",
     } <= resources
+
+
+def test_leases_only_in_the_release_namespace(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for name, docs in rendered.items():
+        lease_rules = [
+            (where, rule) for where, rule in rules(docs) if "leases" in rule["resources"]
+        ]
+        assert [w for w, _ in lease_rules] == ["Role/coalmine-leader-election"] * 2, name
+        (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("election")]
+        assert role["metadata"]["namespace"] == RELEASE_NS, name
+        named = [r for _, r in lease_rules if "update" in r["verbs"]]
+        assert named == [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["coalmine"], "verbs": ["get", "update"]}
+        ], name  # fmt: skip
+        (deployment,) = by_kind(docs, "Deployment")
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert "--lease-name=coalmine" in args, name
 
 
 def test_governance_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:

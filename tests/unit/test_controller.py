@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 import coalmine.handlers
 from coalmine.controller import Controller, Key
+from coalmine.kube.client import NotLeading
 from coalmine.reconcile import RECONCILE_ERROR, error_text, report_failure
 
 KEY: Key = ("ModelDeployment", "ml", "iris")
@@ -148,3 +149,45 @@ def test_an_api_error_reads_as_the_servers_message_the_same_on_every_retry() -> 
         "500 Internal Server Error: .status.analysisRun.progressedAt: field not declared in schema"
     }
     assert error_text(ValueError("x")) == "ValueError: x"
+
+
+def test_a_standby_queues_keys_but_reconciles_only_once_it_leads() -> None:
+    done: list[str] = []
+
+    async def scenario() -> list[str]:
+        gate = asyncio.Event()
+        ctl = Controller({"ModelDeployment": lambda ns, n: done.append(n)}, gate=gate)
+        task = asyncio.create_task(ctl.run())
+        ctl.enqueue(KEY)
+        await asyncio.sleep(0.2)
+        assert done == []  # standing by
+        assert KEY in ctl.queued
+        gate.set()
+        await until(lambda: done == ["iris"])
+        task.cancel()
+        return done
+
+    assert asyncio.run(scenario()) == ["iris"]
+
+
+def test_a_reconcile_fenced_mid_way_is_retried_without_a_failure_report() -> None:
+    calls: list[int] = []
+    reports: list[Exception] = []
+
+    def reconcile(ns: str, name: str) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise NotLeading("PATCH ...: this replica does not hold the lease")
+
+    async def scenario() -> None:
+        ctl = Controller(
+            {"ModelDeployment": reconcile}, report_failure=lambda *a: reports.append(a[-1])
+        )
+        task = asyncio.create_task(ctl.run())
+        ctl.enqueue(KEY)
+        await until(lambda: len(calls) == 2, timeout=5)
+        assert KEY not in ctl.failures
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert reports == []

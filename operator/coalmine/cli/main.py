@@ -10,6 +10,8 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import socket
 import sys
 import uuid
 from collections.abc import Sequence
@@ -30,10 +32,18 @@ from coalmine.cli import completion, report
 from coalmine.cli.timeline import audit_lines, history_line, render
 from coalmine.kube.client import Kube
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
 
 def _operator(args: argparse.Namespace) -> int:
-    import coalmine.handlers  # noqa: F401, PLC0415  (registers the handlers on import)
+    import coalmine.handlers  # noqa: PLC0415  (registers the handlers on import)
 
+    namespace = args.lease_namespace or _pod_namespace()
+    coalmine.handlers.elect(
+        None
+        if namespace is None
+        else coalmine.handlers.Election(namespace, args.lease_name, _identity())
+    )
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -49,6 +59,19 @@ def _operator(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _pod_namespace() -> str | None:
+    """The namespace of the pod we run in (None outside a cluster)."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _identity() -> str:
+    """This replica in the Lease: its pod name, and a nonce for a restarted container."""
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{uuid.uuid4().hex[:6]}"
 
 
 def _load(args: argparse.Namespace) -> tuple[Kube, ModelDeployment]:
@@ -204,6 +227,13 @@ def build_parser(prog: str = "coalmine") -> argparse.ArgumentParser:
     op.add_argument(
         "--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port"
     )
+    op.add_argument(
+        "--lease-namespace",
+        default=None,
+        help="elect a leader with a Lease in this namespace (default in a pod: its"
+        " namespace; outside a cluster without it: no election, this process leads)",
+    )
+    op.add_argument("--lease-name", default="coalmine-operator", help="the Lease's name")
     op.add_argument("--verbose", "-v", action="store_true")
     op.set_defaults(func=_operator)
 

@@ -7,6 +7,7 @@ owns exactly the fields it sets and never the user's.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,10 @@ from kubernetes.client.exceptions import ApiException
 
 FIELD_MANAGER = "coalmine"
 Manifest = dict[str, Any]
+
+
+class NotLeading(Exception):
+    """A write was refused because another replica may be the leader now."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Kube:
                 config.load_kube_config()
             api = client.ApiClient()
         self.api = api
+        self.fence: Callable[[], bool] | None = None
+        """When set, writes go out only while it returns true (leader election)."""
 
     def request(
         self,
@@ -74,8 +81,12 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
+        timeout: float = 30,
     ) -> Any:
-        """One request; JSON in and out, ApiException on any non-2xx answer."""
+        """One request; JSON in and out, ApiException on any non-2xx answer. A write while
+        the fence is closed raises NotLeading before anything is sent."""
+        if method != "GET" and self.fence is not None and not self.fence():
+            raise NotLeading(f"{method} {path}: this replica does not hold the lease")
         # The REST layer JSON-encodes bodies of JSON content types itself; an apply
         # patch (YAML content type) must arrive as text, and JSON is valid YAML.
         payload = json.dumps(body) if body is not None and "json" not in content_type else body
@@ -88,7 +99,12 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         resp = self.api.call_api(
-            method, url, header_params=headers, body=data, post_params=post, _request_timeout=30
+            method,
+            url,
+            header_params=headers,
+            body=data,
+            post_params=post,
+            _request_timeout=timeout,
         )
         resp.read()
         if not 200 <= resp.status < 300:

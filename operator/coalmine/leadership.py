@@ -1,0 +1,199 @@
+"""Who may reconcile: one leader, elected through a coordination.k8s.io Lease.
+
+Every replica watches (kopf fills every replica's work queue), but only the leader's
+workers take keys, and its kube layer refuses writes once the lease may have passed
+to someone else. The timings are client-go's and Argo Rollouts': a 15 s lease, renewed
+every 2 s, given up when no renewal succeeded for 10 s. So a leader cut off from the
+API server stops writing at least 5 s before any standby may take the lease, and a
+standby takes over within one lease duration of the last renewal.
+
+`decide` is the pure rule; `Leadership` runs it against the API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from kubernetes.client.exceptions import ApiException
+
+from coalmine.kube.client import Kube
+
+log = logging.getLogger("coalmine.leadership")
+
+LEASE_SECONDS = 15
+RENEW_DEADLINE_SECONDS = 10.0
+RETRY_SECONDS = 2.0
+LEASE_REQUEST_TIMEOUT = 5.0
+"""Each Lease request gives up well inside the renew deadline, so a hung API server
+cannot hold the loop past it (the fence reads the clock itself in any case)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The election's periods; tests shorten them, the operator keeps the defaults."""
+
+    lease_seconds: int = LEASE_SECONDS
+    renew_deadline_seconds: float = RENEW_DEADLINE_SECONDS
+    retry_seconds: float = RETRY_SECONDS
+
+
+Action = Literal["acquire", "renew", "wait"]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The Lease as last read: who holds it, and its version (for optimistic updates)."""
+
+    identity: str | None
+    lease_seconds: int
+    transitions: int
+    resource_version: str | None
+
+
+def decide(held: Holder | None, me: str, unchanged_for: float) -> Action:
+    """What to do with the Lease: create or take it, renew ours, or wait.
+
+    `unchanged_for` is how long (by this replica's clock) the Lease has looked exactly as
+    now; other replicas' clocks are never trusted, as in client-go.
+    """
+    if held is None or held.identity is None:
+        return "acquire"
+    if held.identity == me:
+        return "renew"
+    return "acquire" if unchanged_for > held.lease_seconds else "wait"
+
+
+def _holder(lease: dict[str, Any]) -> Holder:
+    spec = lease.get("spec") or {}
+    return Holder(
+        identity=spec.get("holderIdentity") or None,
+        lease_seconds=int(spec.get("leaseDurationSeconds") or LEASE_SECONDS),
+        transitions=int(spec.get("leaseTransitions") or 0),
+        resource_version=lease["metadata"].get("resourceVersion"),
+    )
+
+
+def _micro_time(now: datetime) -> str:
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Leadership:
+    """Runs the election; `leading` is set while this replica may reconcile."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        identity: str,
+        *,
+        timing: Timing | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube, self.namespace, self.name, self.identity = kube, namespace, name, identity
+        self.timing = timing or Timing()
+        self.clock = clock
+        self.leading = asyncio.Event()
+        self.renewed_at = -float("inf")
+        self._seen: tuple[Holder | None, float] = (None, clock())
+
+    def may_write(self) -> bool:
+        """The fence: true only within the renew deadline of our last renewal."""
+        deadline = self.timing.renew_deadline_seconds
+        return self.leading.is_set() and self.clock() - self.renewed_at < deadline
+
+    async def run(self) -> None:
+        t = self.timing
+        while True:
+            try:
+                renewed = await asyncio.to_thread(self._attempt)
+            except Exception as exc:  # an outage: keep trying; the fence does the rest
+                log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
+                renewed = False
+            now = self.clock()
+            if renewed:
+                self.renewed_at = now
+                if not self.leading.is_set():
+                    log.info("leading: lease %s/%s held by %s", self.namespace, self.name,
+                             self.identity)  # fmt: skip
+                    self.leading.set()
+            elif self.leading.is_set() and now - self.renewed_at >= t.renew_deadline_seconds:
+                log.warning("lost lease %s/%s: not writing until it is ours again",
+                            self.namespace, self.name)  # fmt: skip
+                self.leading.clear()
+            await asyncio.sleep(t.retry_seconds)
+
+    def release(self) -> None:
+        """On a clean shutdown: give the Lease up, so a successor need not wait it out."""
+        if not self.may_write():
+            return
+        self.leading.clear()
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.name}"
+        patch = {"spec": {"holderIdentity": None}}
+        try:
+            self.kube.request(
+                "PATCH", path, body=patch, timeout=LEASE_REQUEST_TIMEOUT,
+                content_type="application/merge-patch+json",
+            )  # fmt: skip
+        except ApiException as exc:  # it runs out by itself within a lease duration
+            log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
+        else:
+            log.info("released lease %s/%s", self.namespace, self.name)
+
+    def _attempt(self) -> bool:
+        """One round of the election; true when we hold the Lease now."""
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+        try:
+            lease = self.kube.request("GET", f"{path}/{self.name}", timeout=LEASE_REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            lease = None
+        held = _holder(lease) if lease is not None else None
+        seen, since = self._seen
+        if held != seen:
+            self._seen = (held, self.clock())
+            since = self.clock()
+        action = decide(held, self.identity, self.clock() - since)
+        if action == "wait":
+            return False
+        now = _micro_time(datetime.now(UTC))
+        spec: dict[str, Any] = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": self.timing.lease_seconds,
+            "renewTime": now,
+        }
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": spec,
+        }
+        try:
+            if held is None:
+                spec |= {"acquireTime": now, "leaseTransitions": 0}
+                self.kube.request("POST", path, body=body, timeout=LEASE_REQUEST_TIMEOUT)
+            else:
+                body["metadata"]["resourceVersion"] = held.resource_version
+                if action == "acquire":
+                    spec |= {"acquireTime": now, "leaseTransitions": held.transitions + 1}
+                else:
+                    old = (lease or {}).get("spec") or {}
+                    spec |= {
+                        "acquireTime": old.get("acquireTime", now),
+                        "leaseTransitions": held.transitions,
+                    }
+                self.kube.request(
+                    "PUT", f"{path}/{self.name}", body=body, timeout=LEASE_REQUEST_TIMEOUT
+                )
+        except ApiException as exc:
+            if exc.status == 409:  # another replica wrote first: it leads
+                return False
+            raise
+        return True
