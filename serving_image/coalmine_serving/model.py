@@ -17,6 +17,7 @@ import sklearn
 
 from coalmine_serving import fastpath
 from coalmine_serving.errors import LoadError
+from coalmine_serving.signature import Inputs, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class ServedModel:
     is_classifier: bool
     input_limit: float = float("inf")
     fast: bool = False
+    inputs: Inputs | None = None
+    """Input names requests are matched by; None takes inputs by position."""
 
 
 def numpy_to_v2_datatype(dtype: np.dtype[Any]) -> str:
@@ -55,9 +58,10 @@ def skip_sklearn_checks() -> None:
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
 
 
-def from_object(obj: Any, fmt: str) -> ServedModel:
+def from_object(obj: Any, fmt: str, signature: Inputs | None = None) -> ServedModel:
     """Wrap a deserialised artifact, then prove it predicts (the self-test)."""
     model = _wrap_onnx(obj) if fmt == "onnx" else _wrap_sklearn(obj)
+    model.inputs = reconcile(signature, _own_inputs(obj), model.n_features)
     probe = np.zeros((2, model.n_features))
     try:
         out = np.asarray(model.predict(probe))
@@ -66,6 +70,14 @@ def from_object(obj: Any, fmt: str) -> ServedModel:
     if out.shape[:1] != (2,):
         raise LoadError(f"self-test prediction returned shape {out.shape} for 2 rows")
     return model
+
+
+def _own_inputs(obj: Any) -> Inputs | None:
+    """The column names a model fitted on a DataFrame keeps in ``feature_names_in_``."""
+    names = getattr(obj, "feature_names_in_", None)
+    if names is None:
+        return None
+    return Inputs(tuple(str(n) for n in names), ("FP64",) * len(names))
 
 
 def _wrap_sklearn(est: Any) -> ServedModel:

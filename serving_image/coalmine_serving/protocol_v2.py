@@ -1,7 +1,8 @@
 """Open Inference Protocol V2 (REST): tensors in, tensors out.
 
 Inputs are either one tensor shaped [rows, features] or one tensor per feature
-shaped [rows] or [rows, 1], taken in request order. The single output is named
+shaped [rows] or [rows, 1], matched by name when the model has input names and
+taken in request order when it has none. The single output is named
 ``predict`` (the name MLServer's scikit-learn runtime uses).
 """
 
@@ -9,16 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import orjson
 
 from coalmine_serving.errors import BadRequest
-from coalmine_serving.inputs import Matrix, check_rows, json_object, to_array
+from coalmine_serving.inputs import Matrix, check_rows, json_object
 from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
+from coalmine_serving.tensors import decode_tensor, rows
 
 OUTPUT_NAME = "predict"
-_INT_TYPES = {f"{s}INT{b}" for s in ("", "U") for b in (8, 16, 32, 64)}
-_FLOAT_TYPES = {"FP16", "FP32", "FP64"}
 
 
 def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, Any]:
@@ -35,45 +34,9 @@ def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, Any]
             name = out.get("name") if isinstance(out, dict) else None
             if name != OUTPUT_NAME:
                 raise BadRequest(f"unknown output {name!r}; this model provides {OUTPUT_NAME!r}")
-    tensors = [_decode_tensor(t, i) for i, t in enumerate(inputs)]
-    if len(tensors) == 1:
-        x = tensors[0]
-    else:
-        columns = [t.reshape(-1) if t.ndim == 2 and t.shape[1] == 1 else t for t in tensors]
-        if any(c.ndim != 1 for c in columns) or len({c.shape[0] for c in columns}) != 1:
-            raise BadRequest(
-                "with several inputs, each must be one feature column shaped [rows] or [rows, 1]"
-                " with the same number of rows"
-            )
-        x = np.column_stack(columns)
+    tensors = [decode_tensor(t, i) for i, t in enumerate(inputs)]
+    x = rows(tensors, model.n_features, model.inputs)
     return check_rows(x, model, max_rows), doc.get("id")
-
-
-def _decode_tensor(tensor: Any, index: int) -> Any:
-    if not isinstance(tensor, dict):
-        raise BadRequest(f"inputs[{index}] must be an object with name, shape, datatype, data")
-    name = tensor.get("name", f"inputs[{index}]")
-    where = f"input {name!r}"
-    shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-    if data is None:
-        raise BadRequest(f"{where} has no 'data'")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise BadRequest(f"{where} needs 'shape', a list of non-negative integers")
-    if datatype == "BYTES":
-        raise BadRequest(f"{where}: datatype BYTES is not supported; send numeric tensors")
-    if datatype != "BOOL" and datatype not in _INT_TYPES and datatype not in _FLOAT_TYPES:
-        raise BadRequest(f"{where}: unknown datatype {datatype!r}")
-    arr = to_array(data, where)
-    allowed = "b" if datatype == "BOOL" else "biu" if datatype in _INT_TYPES else "biuf"
-    if arr.size and arr.dtype.kind not in allowed:
-        raise BadRequest(f"{where}: data does not match datatype {datatype}")
-    if arr.size != int(np.prod(shape)):
-        raise BadRequest(
-            f"{where}: shape {shape} needs {int(np.prod(shape))} values, got {arr.size}"
-        )
-    return arr.reshape(shape)
 
 
 def encode(model_name: str, version: str, request_id: Any, out: Any) -> bytes:
@@ -99,7 +62,17 @@ def model_metadata(name: str, version: str, model: ServedModel, out_datatype: st
             "name": name,
             "versions": [version],
             "platform": model.platform,
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}],
+            "inputs": _input_metadata(model),
             "outputs": [{"name": OUTPUT_NAME, "datatype": out_datatype, "shape": [-1]}],
         }
     )
+
+
+def _input_metadata(model: ServedModel) -> list[dict[str, Any]]:
+    """One tensor per named input, or the positional matrix when there are no names."""
+    if model.inputs is None:
+        return [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}]
+    return [
+        {"name": name, "datatype": datatype, "shape": [-1, 1]}
+        for name, datatype in zip(model.inputs.names, model.inputs.datatypes, strict=True)
+    ]
