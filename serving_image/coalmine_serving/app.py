@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from coalmine_serving import __version__, protocol_v1, protocol_v2
+from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
 from coalmine_serving.batching import Batcher
 from coalmine_serving.errors import NotFound, ServingError
 from coalmine_serving.http import JSON, Request, Respond, error_body
@@ -47,6 +47,16 @@ class App:
             metrics.batch,
             max_batch_size=max_batch_size,
             max_wait_ms=max_batch_wait_ms,
+        )
+        self.proba_batcher = (
+            None
+            if model.predict_proba is None
+            else Batcher(
+                outputs.labels_and_probabilities(model),
+                lambda x, out: metrics.batch(x, outputs.labels(out)),
+                max_batch_size=max_batch_size,
+                max_wait_ms=max_batch_wait_ms,
+            )
         )
         sample = np.asarray(model.predict(np.zeros((1, model.n_features))))
         self._metadata = protocol_v2.model_metadata(
@@ -82,15 +92,16 @@ class App:
                 self.metrics.request(protocol, status, time.perf_counter() - started)
 
     def _infer(self, request: Request, respond: Respond, started: float, protocol: str) -> None:
-        request_id: Any = None
+        v2: protocol_v2.InferRequest | None = None
         try:
             if request.method != b"POST":
                 raise ServingError("use POST for inference", status=405)
             x: Matrix
             if protocol == "v2":
-                x, request_id = protocol_v2.decode(request.body, self.model, self.max_rows)
+                v2 = protocol_v2.decode(request.body, self.model, self.max_rows)
+                x, wanted = v2.rows, v2.outputs
             else:
-                x = protocol_v1.decode(request.body, self.model, self.max_rows)
+                x, wanted = protocol_v1.decode(request.body, self.model, self.max_rows)
         except ServingError as exc:
             respond(exc.status, error_body(exc.message), JSON)
             self.metrics.request(protocol, exc.status, time.perf_counter() - started)
@@ -100,15 +111,21 @@ class App:
             exc = future.exception()
             if exc is not None:
                 status, body = 500, error_body(str(exc))
-            elif protocol == "v2":
+            elif v2 is not None:
                 status = 200
-                body = protocol_v2.encode(self.name, self.version, request_id, future.result())
+                body = protocol_v2.encode(
+                    self.name, self.version, v2, future.result(), self.model.classes
+                )
             else:
-                status, body = 200, protocol_v1.encode(future.result())
+                status = 200
+                body = protocol_v1.encode(future.result(), wanted, self.model.classes)
             respond(status, body, JSON)
             self.metrics.request(protocol, status, time.perf_counter() - started)
 
-        self.batcher.submit(x).add_done_callback(done)
+        batcher = self.batcher
+        if outputs.PROBA in wanted and self.proba_batcher is not None:
+            batcher = self.proba_batcher
+        batcher.submit(x).add_done_callback(done)
 
     def _route(self, request: Request) -> tuple[str | None, int, bytes, bytes]:
         parts = request.path.decode("utf-8", "replace").strip("/").split("/")

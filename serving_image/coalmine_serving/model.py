@@ -36,6 +36,9 @@ class ServedModel:
     fast: bool = False
     inputs: Inputs | None = None
     """Input names requests are matched by; None takes inputs by position."""
+    predict_proba: fastpath.Predict | None = None
+    """Class probabilities, columns in ``classes`` order; None when the model has none."""
+    classes: tuple[str, ...] = ()
 
 
 def numpy_to_v2_datatype(dtype: np.dtype[Any]) -> str:
@@ -69,7 +72,23 @@ def from_object(obj: Any, fmt: str, signature: Inputs | None = None) -> ServedMo
         raise LoadError(f"self-test prediction failed: {exc}") from None
     if out.shape[:1] != (2,):
         raise LoadError(f"self-test prediction returned shape {out.shape} for 2 rows")
+    if model.predict_proba is not None and not _proba_works(model, probe):
+        model.predict_proba = None
     return model
+
+
+def _proba_works(model: ServedModel, probe: npt.NDArray[np.float64]) -> bool:
+    """Probabilities are offered only if they pass their own self-test: one per class."""
+    assert model.predict_proba is not None
+    try:
+        shape = np.shape(model.predict_proba(probe))
+    except Exception:
+        log.exception("predict_proba failed its self-test; serving labels only")
+        return False
+    if shape != (2, len(model.classes)):
+        log.warning("predict_proba returned shape %s for 2 rows; serving labels only", shape)
+        return False
+    return True
 
 
 def _own_inputs(obj: Any) -> Inputs | None:
@@ -100,6 +119,9 @@ def _wrap_sklearn(est: Any) -> ServedModel:
         # Tree models compare in float32, where larger values overflow to infinity.
         input_limit=FLOAT32_MAX,
     )
+    if model.is_classifier and hasattr(est, "predict_proba"):
+        model.predict_proba = est.predict_proba
+        model.classes = tuple(str(c) for c in est.classes_)
     fast = fastpath.build(est)
     if fast is not None and _agrees(fast, checked, model.n_features):
         model.predict, model.fast = fast, True

@@ -2,57 +2,81 @@
 
 Inputs are either one tensor shaped [rows, features] or one tensor per feature
 shaped [rows] or [rows, 1], matched by name when the model has input names and
-taken in request order when it has none. The single output is named
-``predict`` (the name MLServer's scikit-learn runtime uses).
+taken in request order when it has none. Outputs are ``predict`` (the
+default, the name MLServer's scikit-learn runtime uses) and, for classifiers
+that have it, ``predict_proba``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from coalmine_serving import outputs
 from coalmine_serving.errors import BadRequest
 from coalmine_serving.inputs import Matrix, check_rows, json_object
 from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
 from coalmine_serving.tensors import decode_tensor, rows
 
-OUTPUT_NAME = "predict"
+
+@dataclass(slots=True)
+class InferRequest:
+    """What a V2 infer request asks: rows, its id (echoed), the outputs wanted."""
+
+    rows: Matrix
+    id: Any
+    outputs: tuple[str, ...]
 
 
-def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, Any]:
-    """Parse an infer request; return the row matrix and the request id (or None)."""
+def decode(body: bytes, model: ServedModel, max_rows: int) -> InferRequest:
+    """Parse an infer request, or a 400 naming what is wrong with it."""
     doc = json_object(body)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("missing inputs: the request needs a non-empty 'inputs' list")
-    outputs = doc.get("outputs")
-    if outputs is not None:
-        if not isinstance(outputs, list):
+    wanted = outputs.LABELS_ONLY
+    asked = doc.get("outputs")
+    if asked is not None:
+        if not isinstance(asked, list):
             raise BadRequest("'outputs' must be a list")
-        for out in outputs:
-            name = out.get("name") if isinstance(out, dict) else None
-            if name != OUTPUT_NAME:
-                raise BadRequest(f"unknown output {name!r}; this model provides {OUTPUT_NAME!r}")
+        if not all(isinstance(out, dict) for out in asked):
+            raise BadRequest("each of 'outputs' must be an object with a 'name'")
+        wanted = outputs.requested([out.get("name") for out in asked], model)
     tensors = [decode_tensor(t, i) for i, t in enumerate(inputs)]
     x = rows(tensors, model.n_features, model.inputs)
-    return check_rows(x, model, max_rows), doc.get("id")
+    return InferRequest(check_rows(x, model, max_rows), doc.get("id"), wanted)
 
 
-def encode(model_name: str, version: str, request_id: Any, out: Any) -> bytes:
-    """The infer response for one request's predictions."""
+def encode(
+    model_name: str, version: str, request: InferRequest, out: Any, classes: tuple[str, ...]
+) -> bytes:
+    """The infer response: the requested outputs of one request's rows, in request order."""
     doc: dict[str, Any] = {"model_name": model_name, "model_version": version}
-    if request_id is not None:
-        doc["id"] = request_id
-    doc["outputs"] = [
-        {
-            "name": OUTPUT_NAME,
-            "shape": [len(out)],
-            "datatype": numpy_to_v2_datatype(out.dtype),
-            "data": out if out.dtype.kind in "biuf" else out.tolist(),
-        }
-    ]
+    if request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"] = [_output(name, out, classes) for name in request.outputs]
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _output(name: str, out: Any, classes: tuple[str, ...]) -> dict[str, Any]:
+    if name == outputs.PROBA:
+        proba = outputs.probabilities(out)
+        return {
+            "name": name,
+            "shape": list(proba.shape),
+            "datatype": "FP64",
+            "parameters": {"classes": classes},
+            "data": proba.ravel(),
+        }
+    labels = outputs.labels(out)
+    return {
+        "name": name,
+        "shape": [len(labels)],
+        "datatype": numpy_to_v2_datatype(labels.dtype),
+        "data": labels if labels.dtype.kind in "biuf" else labels.tolist(),
+    }
 
 
 def model_metadata(name: str, version: str, model: ServedModel, out_datatype: str) -> bytes:
@@ -63,7 +87,7 @@ def model_metadata(name: str, version: str, model: ServedModel, out_datatype: st
             "versions": [version],
             "platform": model.platform,
             "inputs": _input_metadata(model),
-            "outputs": [{"name": OUTPUT_NAME, "datatype": out_datatype, "shape": [-1]}],
+            "outputs": _output_metadata(model, out_datatype),
         }
     )
 
@@ -76,3 +100,19 @@ def _input_metadata(model: ServedModel) -> list[dict[str, Any]]:
         {"name": name, "datatype": datatype, "shape": [-1, 1]}
         for name, datatype in zip(model.inputs.names, model.inputs.datatypes, strict=True)
     ]
+
+
+def _output_metadata(model: ServedModel, label_datatype: str) -> list[dict[str, Any]]:
+    meta: list[dict[str, Any]] = [
+        {"name": outputs.PREDICT, "datatype": label_datatype, "shape": [-1]}
+    ]
+    if model.predict_proba is not None:
+        meta.append(
+            {
+                "name": outputs.PROBA,
+                "datatype": "FP64",
+                "shape": [-1, len(model.classes)],
+                "parameters": {"classes": model.classes},
+            }
+        )
+    return meta

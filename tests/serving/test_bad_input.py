@@ -61,7 +61,10 @@ V2_CASES = [
         "unknown output 'proba'",
     ),
     ("columns-of-different-length", UNEVEN_COLUMNS, 400, "same number of rows"),
-]
+    ("outputs-not-list", {**tensor(ROW, [1, N_FEATURES]), "outputs": "predict"}, 400, "a list"),
+    ("output-not-object", {**tensor(ROW, [1, N_FEATURES]), "outputs": ["predict"]}, 400,
+     "must be an object with a 'name'"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -85,6 +88,9 @@ V1_CASES = [
     ("flat-row", {"instances": ROW}, 400, "1-D array"),
     ("nan", b'{"instances": [[NaN]]}', 400, "NaN or infinity"),
     ("infinity-overflow", b'{"instances": [[1e999' + b", 0" * 19 + b"]]}", 400, "NaN or infinity"),
+    ("parameters-not-object", {"instances": [ROW], "parameters": []}, 400, "must be an object"),
+    ("unknown-output", {"instances": [ROW], "parameters": {"output": "proba"}}, 400,
+     "unknown output 'proba'; this model provides 'predict', 'predict_proba'"),
 ]  # fmt: skip
 
 
