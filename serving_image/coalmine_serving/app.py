@@ -10,16 +10,15 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import orjson
 
 from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
 from coalmine_serving.batching import Batcher
 from coalmine_serving.errors import NotFound, ServingError
 from coalmine_serving.http import JSON, Request, Respond, error_body
-from coalmine_serving.inputs import Matrix
+from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
-from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
+from coalmine_serving.model import ServedModel
 
 
 class App:
@@ -58,10 +57,7 @@ class App:
                 max_wait_ms=max_batch_wait_ms,
             )
         )
-        sample = np.asarray(model.predict(np.zeros((1, model.n_features))))
-        self._metadata = protocol_v2.model_metadata(
-            name, version, model, numpy_to_v2_datatype(sample.dtype)
-        )
+        self._metadata = protocol_v2.model_metadata(name, version, model)
         name_b = name.encode()
         self._v2_infer = {
             b"/v2/models/" + name_b + b"/infer",
@@ -96,7 +92,7 @@ class App:
         try:
             if request.method != b"POST":
                 raise ServingError("use POST for inference", status=405)
-            x: Matrix
+            x: Rows
             if protocol == "v2":
                 v2 = protocol_v2.decode(request.body, self.model, self.max_rows)
                 x, wanted = v2.rows, v2.outputs

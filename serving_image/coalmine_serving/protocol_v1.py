@@ -20,6 +20,8 @@ from coalmine_serving.model import ServedModel
 def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, tuple[str, ...]]:
     """Rows from ``{"instances": [[...], ...]}`` (or the ``inputs`` alias), and the output."""
     doc = json_object(body)
+    if model.records:
+        raise BadRequest("this model has string inputs: send them over V2, one input per column")
     key = "instances" if "instances" in doc else "inputs" if "inputs" in doc else None
     if key is None:
         raise BadRequest("missing inputs: the request needs an 'instances' list")

@@ -16,16 +16,16 @@ import orjson
 
 from coalmine_serving import outputs
 from coalmine_serving.errors import BadRequest
-from coalmine_serving.inputs import Matrix, check_rows, json_object
+from coalmine_serving.inputs import Rows, check_records, check_rows, json_object
 from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
-from coalmine_serving.tensors import decode_tensor, rows
+from coalmine_serving.tensors import decode_tensor, records, rows
 
 
 @dataclass(slots=True)
 class InferRequest:
     """What a V2 infer request asks: rows, its id (echoed), the outputs wanted."""
 
-    rows: Matrix
+    rows: Rows
     id: Any
     outputs: tuple[str, ...]
 
@@ -45,8 +45,12 @@ def decode(body: bytes, model: ServedModel, max_rows: int) -> InferRequest:
             raise BadRequest("each of 'outputs' must be an object with a 'name'")
         wanted = outputs.requested([out.get("name") for out in asked], model)
     tensors = [decode_tensor(t, i) for i, t in enumerate(inputs)]
-    x = rows(tensors, model.n_features, model.inputs)
-    return InferRequest(check_rows(x, model, max_rows), doc.get("id"), wanted)
+    if model.records:
+        assert model.inputs is not None
+        x = check_records(records(tensors, model.inputs), model, max_rows)
+    else:
+        x = check_rows(rows(tensors, model.n_features, model.inputs), model, max_rows)
+    return InferRequest(x, doc.get("id"), wanted)
 
 
 def encode(
@@ -79,7 +83,7 @@ def _output(name: str, out: Any, classes: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def model_metadata(name: str, version: str, model: ServedModel, out_datatype: str) -> bytes:
+def model_metadata(name: str, version: str, model: ServedModel) -> bytes:
     """GET /v2/models/{name}: the tensor signature clients can build requests from."""
     return orjson.dumps(
         {
@@ -87,7 +91,7 @@ def model_metadata(name: str, version: str, model: ServedModel, out_datatype: st
             "versions": [version],
             "platform": model.platform,
             "inputs": _input_metadata(model),
-            "outputs": _output_metadata(model, out_datatype),
+            "outputs": _output_metadata(model),
         }
     )
 
@@ -102,9 +106,9 @@ def _input_metadata(model: ServedModel) -> list[dict[str, Any]]:
     ]
 
 
-def _output_metadata(model: ServedModel, label_datatype: str) -> list[dict[str, Any]]:
+def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
     meta: list[dict[str, Any]] = [
-        {"name": outputs.PREDICT, "datatype": label_datatype, "shape": [-1]}
+        {"name": outputs.PREDICT, "datatype": model.label_datatype, "shape": [-1]}
     ]
     if model.predict_proba is not None:
         meta.append(

@@ -65,7 +65,9 @@ def load(settings: Settings) -> tuple[ServedModel, DriftTracker | None]:
         signature = parse_signature(settings.signature) if settings.signature else None
         model = from_object(obj, fmt, signature)
         tracker = None
-        if settings.reference:
+        if settings.reference and model.records:
+            log.warning("drift is not tracked for a model with string inputs")
+        elif settings.reference:
             tracker = DriftTracker(parse_reference(settings.reference, model.n_features))
     for warning in caught:  # reported only once loading succeeded: failures stay one line
         log.warning("while loading: %s", warning.message)

@@ -23,10 +23,16 @@ LISTED_NAMES = 10  # names quoted in an error message before "and N more"
 
 @dataclass(frozen=True)
 class Inputs:
-    """Input names in the order the model takes them, with their V2 datatypes."""
+    """Input names in the order the model takes them, with their V2 datatypes.
+
+    ``declared`` datatypes come from a signature and hold exactly; the ones
+    inferred from a model (FP64, BYTES for a string-encoded column) only keep
+    strings and numbers apart.
+    """
 
     names: tuple[str, ...]
     datatypes: tuple[str, ...]
+    declared: bool = True
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -157,3 +157,17 @@ def test_signature_with_the_wrong_input_count_is_refused(artifacts: Artifacts) -
     )
     assert code == 1
     assert "the signature has 1 inputs; the model takes 20" in stderr
+
+
+def test_the_signatures_datatypes_hold(signed_server: srv.Server) -> None:
+    frame = pd.DataFrame(np.zeros((2, N_FEATURES)), columns=NAMES)
+    request = per_feature(frame, NAMES)
+    request["inputs"][3].update(datatype="BOOL", data=[True, False])
+    response = signed_server.post("/v2/models/lr/infer", request)
+    assert response.status_code == 400
+    assert response.json()["error"] == "input 'f3' is BOOL, but the model takes FP64 for it"
+    matrix = {"inputs": [{"name": "x", "shape": [1, N_FEATURES], "datatype": "BOOL",
+                          "data": [True] * N_FEATURES}]}  # fmt: skip
+    response = signed_server.post("/v2/models/lr/infer", matrix)
+    assert response.status_code == 400
+    assert "takes FP64 for input 'f0'" in response.json()["error"]

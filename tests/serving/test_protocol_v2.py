@@ -137,3 +137,12 @@ def test_regressor_returns_values(reg_server: srv.Server, artifacts: Artifacts) 
     (output,) = body["outputs"]
     assert output["datatype"] == "FP64"
     assert output["data"] == pytest.approx(artifacts.reg.predict(rows).tolist())
+
+
+def test_bool_tensors_are_numbers_without_a_signature(
+    lr_server: srv.Server, artifacts: Artifacts
+) -> None:
+    rows = np.arange(N_FEATURES).reshape(1, N_FEATURES) % 2 == 0
+    response = lr_server.post("/v2/models/lr/infer", v2_request(rows, datatype="BOOL"))
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == artifacts.lr.predict(rows * 1.0).tolist()
