@@ -38,6 +38,8 @@ _KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}  # JSON data kinds each ta
 def check_fits(arr: npt.NDArray[Any], datatype: str, where: str) -> None:
     """A 400 unless every value of numeric ``arr`` is representable in ``datatype``."""
     target = NUMPY_TYPES[datatype]
+    if arr.dtype == target:
+        return  # FP64 data as FP64, INT64 as INT64: the common requests
     kind = arr.dtype.kind
     if kind not in _KINDS[target.kind]:
         raise BadRequest(f"{where}: data does not match datatype {datatype}")

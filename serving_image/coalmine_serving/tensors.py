@@ -8,6 +8,7 @@ batches like a matrix and becomes the DataFrame the model was fitted on.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -46,10 +47,9 @@ def decode_tensor(tensor: Any, index: int) -> Tensor:
             check_fits(arr, datatype, where)
     else:
         raise BadRequest(f"{where}: unknown datatype {datatype!r}")
-    if arr.size != int(np.prod(shape)):
-        raise BadRequest(
-            f"{where}: shape {shape} needs {int(np.prod(shape))} values, got {arr.size}"
-        )
+    size = math.prod(shape)  # np.prod costs a third of a one-row request's decode
+    if arr.size != size:
+        raise BadRequest(f"{where}: shape {shape} needs {size} values, got {arr.size}")
     return Tensor(str(name), datatype, arr.reshape(shape))
 
 
