@@ -15,7 +15,7 @@ import orjson
 from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
 from coalmine_serving.batching import Batcher
 from coalmine_serving.errors import NotFound, ServingError
-from coalmine_serving.http import JSON, Request, Respond, error_body
+from coalmine_serving.http import JSON, OCTETS, Request, Respond, error_body
 from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
 from coalmine_serving.model import ServedModel
@@ -94,7 +94,9 @@ class App:
                 raise ServingError("use POST for inference", status=405)
             x: Rows
             if protocol == "v2":
-                v2 = protocol_v2.decode(request.body, self.model, self.max_rows)
+                v2 = protocol_v2.decode(
+                    request.body, self.model, self.max_rows, request.inference_header
+                )
                 x, wanted = v2.rows, v2.outputs
             else:
                 x, wanted = protocol_v1.decode(request.body, self.model, self.max_rows)
@@ -105,17 +107,21 @@ class App:
 
         def done(future: asyncio.Future[Any]) -> None:
             exc = future.exception()
+            status, content_type, json_length = 200, JSON, None
             if exc is not None:
                 status, body = 500, error_body(str(exc))
+            elif v2 is not None and v2.binary:
+                content_type = OCTETS
+                body, json_length = protocol_v2.encode_binary(
+                    self.name, self.version, v2, future.result(), self.model.classes
+                )
             elif v2 is not None:
-                status = 200
                 body = protocol_v2.encode(
                     self.name, self.version, v2, future.result(), self.model.classes
                 )
             else:
-                status = 200
                 body = protocol_v1.encode(future.result(), wanted, self.model.classes)
-            respond(status, body, JSON)
+            respond(status, body, content_type, json_length)
             self.metrics.request(protocol, status, time.perf_counter() - started)
 
         batcher = self.batcher
@@ -134,7 +140,7 @@ class App:
         if parts == [""]:
             return None, 200, b'{"status":"alive"}', JSON
         if parts == ["v2"]:
-            doc = {"name": "coalmine", "version": __version__, "extensions": []}
+            doc = {"name": "coalmine", "version": __version__, "extensions": ["binary_tensor_data"]}
             return None, 200, orjson.dumps(doc), JSON
         if parts == ["v2", "health", "live"]:
             return None, 200, b'{"live":true}', JSON

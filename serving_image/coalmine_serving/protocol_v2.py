@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
-from coalmine_serving import outputs
+from coalmine_serving import binary, outputs
 from coalmine_serving.errors import BadRequest
 from coalmine_serving.inputs import Rows, check_records, check_rows, json_object
 from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
@@ -28,15 +29,32 @@ class InferRequest:
     rows: Rows
     id: Any
     outputs: tuple[str, ...]
+    binary: tuple[bool, ...] = ()
+    """Per output, whether it is answered in binary; empty when none is."""
 
 
-def decode(body: bytes, model: ServedModel, max_rows: int) -> InferRequest:
-    """Parse an infer request, or a 400 naming what is wrong with it."""
+def decode(
+    body: bytes, model: ServedModel, max_rows: int, header_length: bytes | None = None
+) -> InferRequest:
+    """Parse an infer request, or a 400 naming what is wrong with it.
+
+    ``header_length`` is the request's Inference-Header-Content-Length: the body
+    is then a JSON header followed by binary tensor data.
+    """
+    chunks = None
+    if header_length is not None:
+        body, rest = binary.split(body, header_length)
+        chunks = binary.Chunks(rest)
     doc = json_object(body)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("missing inputs: the request needs a non-empty 'inputs' list")
     wanted = outputs.LABELS_ONLY
+    parameters = doc.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadRequest("'parameters' must be an object")
+    all_binary = _flag(parameters, "binary_data_output", False)
+    binary_outputs = [all_binary]
     asked = doc.get("outputs")
     if asked is not None:
         if not isinstance(asked, list):
@@ -44,13 +62,25 @@ def decode(body: bytes, model: ServedModel, max_rows: int) -> InferRequest:
         if not all(isinstance(out, dict) for out in asked):
             raise BadRequest("each of 'outputs' must be an object with a 'name'")
         wanted = outputs.requested([out.get("name") for out in asked], model)
-    tensors = [decode_tensor(t, i) for i, t in enumerate(inputs)]
+        binary_outputs = [_flag(out.get("parameters"), "binary_data", all_binary) for out in asked]
+    tensors = [decode_tensor(t, i, chunks) for i, t in enumerate(inputs)]
+    if chunks is not None:
+        chunks.finish()
     if model.records:
         assert model.inputs is not None
         x = check_records(records(tensors, model.inputs), model, max_rows)
     else:
         x = check_rows(rows(tensors, model.n_features, model.inputs), model, max_rows)
-    return InferRequest(x, doc.get("id"), wanted)
+    return InferRequest(
+        x, doc.get("id"), wanted, tuple(binary_outputs) if any(binary_outputs) else ()
+    )
+
+
+def _flag(parameters: Any, name: str, default: bool) -> bool:
+    value = parameters.get(name, default) if isinstance(parameters, dict) else default
+    if not isinstance(value, bool):
+        raise BadRequest(f"parameter {name!r} must be true or false")
+    return value
 
 
 def encode(
@@ -62,6 +92,28 @@ def encode(
         doc["id"] = request.id
     doc["outputs"] = [_output(name, out, classes) for name in request.outputs]
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode_binary(
+    model_name: str, version: str, request: InferRequest, out: Any, classes: tuple[str, ...]
+) -> tuple[bytes, int]:
+    """The response with the outputs asked for in binary after its JSON header.
+
+    Returns the body and the header's length (its Inference-Header-Content-Length).
+    """
+    doc: dict[str, Any] = {"model_name": model_name, "model_version": version}
+    if request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"], tail = [], []
+    for name, in_binary in zip(request.outputs, request.binary, strict=True):
+        output = _output(name, out, classes)
+        if in_binary:
+            data = binary.raw(np.asarray(output.pop("data")))
+            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(data)}
+            tail.append(data)
+        doc["outputs"].append(output)
+    header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    return header + b"".join(tail), len(header)
 
 
 def _output(name: str, out: Any, classes: tuple[str, ...]) -> dict[str, Any]:

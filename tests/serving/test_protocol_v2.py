@@ -23,7 +23,7 @@ def test_server_metadata(lr_server: srv.Server) -> None:
     body = lr_server.get("/v2").json()
     assert body["name"] == "coalmine"
     assert isinstance(body["version"], str)
-    assert body["extensions"] == []
+    assert body["extensions"] == ["binary_tensor_data"]
 
 
 @pytest.mark.parametrize(
