@@ -33,6 +33,12 @@ NUMPY_TYPES: dict[str, np.dtype[Any]] = {
     }.items()
 }
 _KINDS = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}  # JSON data kinds each target takes
+_RANGES: dict[str, tuple[Any, Any]] = {
+    name: (info.min, info.max) if t.kind in "iu" else (float(info.min), float(info.max))
+    for name, t in NUMPY_TYPES.items()
+    if t.kind != "b"
+    for info in [np.iinfo(t) if t.kind in "iu" else np.finfo(t)]
+}
 
 
 def check_fits(arr: npt.NDArray[Any], datatype: str, where: str) -> None:
@@ -43,10 +49,13 @@ def check_fits(arr: npt.NDArray[Any], datatype: str, where: str) -> None:
     kind = arr.dtype.kind
     if kind not in _KINDS[target.kind]:
         raise BadRequest(f"{where}: data does not match datatype {datatype}")
-    if np.can_cast(arr.dtype, target) or (target.kind == "f" and kind != "f"):
-        return  # integers never overflow a float type's range
-    info: Any = np.iinfo(target) if target.kind in "iu" else np.finfo(target)
-    low, high = (info.min, info.max) if target.kind in "iu" else (float(info.min), float(info.max))
+    if target.kind == "f":
+        # Integers never overflow a float type; a float's magnitude is one reduction.
+        if kind != "f" or np.abs(arr).max() <= _RANGES[datatype][1]:
+            return
+    elif np.can_cast(arr.dtype, target):
+        return
+    low, high = _RANGES[datatype]
     outside = (arr < low) | (arr > high)
     if outside.any():
         value = arr[outside].flat[0].item()
