@@ -102,7 +102,7 @@ def _take_records(model: ServedModel, est: Any) -> None:
         model.predict_proba = predict_proba
 
 
-def _proba_works(model: ServedModel, probe: npt.NDArray[np.float64]) -> bool:
+def _proba_works(model: ServedModel, probe: npt.NDArray[Any]) -> bool:
     """Probabilities are offered only if they pass their own self-test: one per class."""
     assert model.predict_proba is not None
     try:

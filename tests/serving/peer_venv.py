@@ -14,6 +14,8 @@ import pytest
 
 CACHE = Path.home() / ".cache" / "coalmine" / "test-venvs"
 INSTALL_TIMEOUT = 1200
+MLSERVER = ("mlserver-1.7.1", ["mlserver==1.7.1"])
+TRITON = ("tritonclient-2.73.0", ["tritonclient[http]==2.73.0"])
 
 
 def python_with(name: str, requirements: list[str]) -> Path:
@@ -36,3 +38,17 @@ def python_with(name: str, requirements: list[str]) -> Path:
         pytest.skip(f"cannot install {' '.join(requirements)} into {venv}: {exc}")
     stamp.write_text(wanted)
     return python
+
+
+def run(python: Path, script: str, *args: str, stdin: str) -> str:
+    """Run ``script`` with a peer's python; its stdout, or the test fails with its stderr."""
+    done = subprocess.run(
+        [str(python), "-c", script, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

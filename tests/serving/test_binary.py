@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import orjson
@@ -12,7 +11,7 @@ import requests
 
 from tests.serving import server as srv
 from tests.serving.conftest import N_FEATURES, Artifacts
-from tests.serving.peer_venv import python_with
+from tests.serving.peer_venv import TRITON, python_with, run
 
 # Binary inputs (set_data_from_numpy's default) and binary outputs (infer's default).
 TRITON_CLIENT = """
@@ -32,17 +31,11 @@ print(json.dumps({name: result.as_numpy(name).tolist() for name in outputs or ["
 
 
 def triton_infer(server: srv.Server, model: str, rows: np.ndarray, *outputs: str) -> dict:
-    python = python_with("tritonclient-2.73.0", ["tritonclient[http]==2.73.0"])
-    done = subprocess.run(
-        [str(python), "-c", TRITON_CLIENT, f"127.0.0.1:{server.port}", model, *outputs],
-        input=json.dumps(rows.tolist()),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    python = python_with(*TRITON)
+    url = f"127.0.0.1:{server.port}"
+    result: dict = json.loads(
+        run(python, TRITON_CLIENT, url, model, *outputs, stdin=json.dumps(rows.tolist()))
     )
-    assert done.returncode == 0, done.stderr
-    result: dict = json.loads(done.stdout)
     return result
 
 

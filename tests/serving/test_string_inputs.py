@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tests.serving import server as srv
-from tests.serving.peer_venv import python_with
+from tests.serving.peer_venv import MLSERVER, TRITON, python_with, run
 
 EXACT = {"rtol": 0, "atol": 1e-12}
 SIGNATURE = {
@@ -36,6 +35,22 @@ from mlserver.codecs import PandasCodec
 frame = pd.read_json(sys.stdin, orient="split", dtype={"colour": object})
 frame["colour"] = frame["colour"].astype(object)
 print(PandasCodec.encode_request(frame).model_dump_json(exclude_none=True))
+"""
+
+# One binary input per column (BYTES length-prefixed), binary outputs: Triton's defaults.
+TRITON_COLUMNS = """
+import json, sys
+import numpy as np
+import tritonclient.http as http
+frame = json.load(sys.stdin)
+columns = [("colour", "BYTES", object), ("size", "FP64", np.float64), ("count", "INT64", np.int64)]
+tensors = []
+for name, datatype, dtype in columns:
+    tensor = http.InferInput(name, [len(frame[name]), 1], datatype)
+    tensor.set_data_from_numpy(np.asarray(frame[name], dtype=dtype).reshape(-1, 1))
+    tensors.append(tensor)
+result = http.InferenceServerClient(sys.argv[1]).infer("p", tensors)
+print(json.dumps(result.as_numpy("predict").tolist()))
 """
 
 
@@ -112,21 +127,23 @@ def test_mixed_rows_reach_the_model_as_its_dataframe(
 def test_a_request_from_mlservers_pandas_codec(
     pipeline_server: srv.Server, pipeline: tuple[Pipeline, Path]
 ) -> None:
-    python = python_with("mlserver-1.7.1", ["mlserver==1.7.1"])
     data = frame(25, 2)
-    encoded = subprocess.run(
-        [str(python), "-c", ENCODE_WITH_MLSERVER],
-        input=data.to_json(orient="split"),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
+    encoded = run(python_with(*MLSERVER), ENCODE_WITH_MLSERVER, stdin=data.to_json(orient="split"))
     request = json.loads(encoded)
     assert request["parameters"] == {"content_type": "pd"}
     response = pipeline_server.post("/v2/models/p/infer", request)
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == pipeline[0].predict(data).tolist()
+
+
+def test_tritons_client_sends_the_string_column_in_binary(
+    pipeline_server: srv.Server, pipeline: tuple[Pipeline, Path]
+) -> None:
+    data = frame(30, 3)
+    url = f"127.0.0.1:{pipeline_server.port}"
+    columns = json.dumps(data.to_dict(orient="list"))
+    labels = run(python_with(*TRITON), TRITON_COLUMNS, url, stdin=columns)
+    assert json.loads(labels) == pipeline[0].predict(data).tolist()
 
 
 def typed(name: str, datatype: str, data: list[object]) -> dict:
