@@ -28,15 +28,37 @@ def as_frame(x: npt.NDArray[Any], columns: list[str]) -> pd.DataFrame:
 def string_categories(estimator: Any) -> dict[str, str]:
     """A known category for each input column a fitted encoder took as strings."""
     found: dict[str, str] = {}
+    for name, values, _ in _string_encodings(estimator):
+        found.setdefault(name, str(values[0]))
+    return found
+
+
+def strict_categories(estimator: Any) -> dict[str, frozenset[str]]:
+    """The categories of each string column whose encoder raises on an unknown one.
+
+    Checked before the model runs, an unknown category is the client's 400, not
+    the model's 500 (which would count against the rollout's error rate).
+    """
+    found: dict[str, frozenset[str]] = {}
+    for name, values, strict in _string_encodings(estimator):
+        if strict:
+            known = frozenset(str(v) for v in values)
+            found[name] = found[name] & known if name in found else known
+    return found
+
+
+def _string_encodings(estimator: Any) -> Iterator[tuple[str, npt.NDArray[Any], bool]]:
+    """(column, fitted categories, unknown ones refused) for each string-encoded column."""
     for part in _parts(estimator):
         categories = getattr(part, "categories_", None)
         names = getattr(part, "feature_names_in_", None)
         if categories is None or names is None:
             continue
-        for name, values in zip(names, categories, strict=False):
-            if np.asarray(values).dtype.kind in "OUS" and len(values):
-                found.setdefault(str(name), str(values[0]))
-    return found
+        strict = getattr(part, "handle_unknown", "error") == "error"
+        for name, fitted in zip(names, categories, strict=False):
+            values = np.asarray(fitted)
+            if values.dtype.kind in "OUS" and len(values):
+                yield str(name), values, strict
 
 
 def probe(inputs: Inputs, estimator: Any) -> npt.NDArray[Any]:

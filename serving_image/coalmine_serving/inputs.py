@@ -15,6 +15,7 @@ import orjson
 
 from coalmine_serving.errors import BadRequest
 from coalmine_serving.model import ServedModel
+from coalmine_serving.signature import quote
 
 Matrix = npt.NDArray[np.float64]
 Rows = npt.NDArray[Any]
@@ -78,6 +79,13 @@ def check_records(x: npt.NDArray[Any], model: ServedModel, max_rows: int) -> npt
     for name in x.dtype.names:
         column = x[name]
         if column.dtype.kind != "f":
+            known = model.categories.get(name)
+            unknown = set() if known is None else set(column.tolist()) - known
+            if unknown:
+                raise BadRequest(
+                    f"input {name!r}: unknown categories {quote(sorted(unknown))};"
+                    f" the model knows {quote(sorted(known or ()))}"
+                )
             continue
         if not np.isfinite(column).all():
             raise BadRequest(f"input {name!r} contains NaN or infinity")

@@ -8,7 +8,7 @@ the model; that check is what makes skipping scikit-learn's own validation safe.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,8 @@ class ServedModel:
     """Takes record arrays (string inputs) instead of a float64 matrix."""
     label_datatype: str = "FP64"
     """The V2 datatype of ``predict``'s output, as the self-test found it."""
+    categories: dict[str, frozenset[str]] = field(default_factory=dict)
+    """String inputs whose values must be among these (their encoders refuse others)."""
 
 
 def numpy_to_v2_datatype(dtype: np.dtype[Any]) -> str:
@@ -98,6 +100,7 @@ def _take_records(model: ServedModel, est: Any) -> None:
         return np.asarray(est.predict_proba(pd.DataFrame(x)))
 
     model.predict, model.fast, model.records = predict, False, True
+    model.categories = frames.strict_categories(est)
     if model.predict_proba is not None:
         model.predict_proba = predict_proba
 

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -160,6 +162,8 @@ BAD_TYPES = [
     ("bytes-holding-numbers", {"colour": typed("colour", "BYTES", [3])},
      "input 'colour': BYTES data must be strings"),
     ("missing-column", {"colour": None}, "missing input 'colour'"),
+    ("unknown-category", {"colour": typed("colour", "BYTES", ["purple"])},
+     "input 'colour': unknown categories 'purple'; the model knows 'blue', 'green', 'red'"),
     ("huge-number", {"size": typed("size", "FP64", [1e300])},
      "input 'size': value out of range"),
     ("no-rows", {c: typed(c, t, []) for c, t in [("colour", "BYTES"), ("size", "FP64"),
@@ -183,3 +187,24 @@ def test_v1_is_refused_for_string_inputs(pipeline_server: srv.Server) -> None:
     response = pipeline_server.post("/v1/models/p:predict", {"instances": [["red", 0.5, 2]]})
     assert response.status_code == 400
     assert "send them over V2" in response.json()["error"]
+
+
+cells = (
+    st.text(max_size=6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(-(2**40), 2**40)
+)
+columns = st.fixed_dictionaries(
+    {"name": st.sampled_from(["colour", "size", "count", "other"]),
+     "datatype": st.sampled_from(["BYTES", "FP64", "INT64", "BOOL"]),
+     "data": st.lists(cells, min_size=0, max_size=4)}
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(inputs=st.lists(columns, max_size=4))
+def test_string_models_never_5xx(pipeline_server: srv.Server, inputs: list[dict]) -> None:
+    for tensor in inputs:
+        tensor["shape"] = [len(tensor["data"])]
+    response = pipeline_server.post("/v2/models/p/infer", {"inputs": inputs})
+    assert response.status_code < 500, response.text
