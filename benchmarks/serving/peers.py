@@ -95,8 +95,8 @@ for name in ("lr", "rf"):
         return n / (time.perf_counter() - start)
 
     def request(n):
-        rows, rid = protocol_v2.decode(bodies[n % 100], model, 1000)
-        protocol_v2.encode(name, "1", rid, model.predict(rows))
+        infer = protocol_v2.decode(bodies[n % 100], model, 1000)
+        protocol_v2.encode(name, "1", infer, model.predict(infer.rows), model.classes)
 
     batch = np.ascontiguousarray(x[:64])
     result[name] = {

@@ -10,16 +10,15 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
 import orjson
 
-from coalmine_serving import __version__, protocol_v1, protocol_v2
+from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
 from coalmine_serving.batching import Batcher
 from coalmine_serving.errors import NotFound, ServingError
-from coalmine_serving.http import JSON, Request, Respond, error_body
-from coalmine_serving.inputs import Matrix
+from coalmine_serving.http import JSON, OCTETS, Request, Respond, error_body
+from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
-from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
+from coalmine_serving.model import ServedModel
 
 
 class App:
@@ -48,10 +47,17 @@ class App:
             max_batch_size=max_batch_size,
             max_wait_ms=max_batch_wait_ms,
         )
-        sample = np.asarray(model.predict(np.zeros((1, model.n_features))))
-        self._metadata = protocol_v2.model_metadata(
-            name, version, model, numpy_to_v2_datatype(sample.dtype)
+        self.proba_batcher = (
+            None
+            if model.predict_proba is None
+            else Batcher(
+                outputs.labels_and_probabilities(model),
+                lambda x, out: metrics.batch(x, outputs.labels(out)),
+                max_batch_size=max_batch_size,
+                max_wait_ms=max_batch_wait_ms,
+            )
         )
+        self._metadata = protocol_v2.model_metadata(name, version, model)
         name_b = name.encode()
         self._v2_infer = {
             b"/v2/models/" + name_b + b"/infer",
@@ -82,15 +88,18 @@ class App:
                 self.metrics.request(protocol, status, time.perf_counter() - started)
 
     def _infer(self, request: Request, respond: Respond, started: float, protocol: str) -> None:
-        request_id: Any = None
+        v2: protocol_v2.InferRequest | None = None
         try:
             if request.method != b"POST":
                 raise ServingError("use POST for inference", status=405)
-            x: Matrix
+            x: Rows
             if protocol == "v2":
-                x, request_id = protocol_v2.decode(request.body, self.model, self.max_rows)
+                v2 = protocol_v2.decode(
+                    request.body, self.model, self.max_rows, request.inference_header
+                )
+                x, wanted = v2.rows, v2.outputs
             else:
-                x = protocol_v1.decode(request.body, self.model, self.max_rows)
+                x, wanted = protocol_v1.decode(request.body, self.model, self.max_rows)
         except ServingError as exc:
             respond(exc.status, error_body(exc.message), JSON)
             self.metrics.request(protocol, exc.status, time.perf_counter() - started)
@@ -98,17 +107,27 @@ class App:
 
         def done(future: asyncio.Future[Any]) -> None:
             exc = future.exception()
+            status, content_type, json_length = 200, JSON, None
             if exc is not None:
                 status, body = 500, error_body(str(exc))
-            elif protocol == "v2":
-                status = 200
-                body = protocol_v2.encode(self.name, self.version, request_id, future.result())
+            elif v2 is not None and v2.binary:
+                content_type = OCTETS
+                body, json_length = protocol_v2.encode_binary(
+                    self.name, self.version, v2, future.result(), self.model.classes
+                )
+            elif v2 is not None:
+                body = protocol_v2.encode(
+                    self.name, self.version, v2, future.result(), self.model.classes
+                )
             else:
-                status, body = 200, protocol_v1.encode(future.result())
-            respond(status, body, JSON)
+                body = protocol_v1.encode(future.result(), wanted, self.model.classes)
+            respond(status, body, content_type, json_length)
             self.metrics.request(protocol, status, time.perf_counter() - started)
 
-        self.batcher.submit(x).add_done_callback(done)
+        batcher = self.batcher
+        if outputs.PROBA in wanted and self.proba_batcher is not None:
+            batcher = self.proba_batcher
+        batcher.submit(x).add_done_callback(done)
 
     def _route(self, request: Request) -> tuple[str | None, int, bytes, bytes]:
         parts = request.path.decode("utf-8", "replace").strip("/").split("/")
@@ -121,7 +140,7 @@ class App:
         if parts == [""]:
             return None, 200, b'{"status":"alive"}', JSON
         if parts == ["v2"]:
-            doc = {"name": "coalmine", "version": __version__, "extensions": []}
+            doc = {"name": "coalmine", "version": __version__, "extensions": ["binary_tensor_data"]}
             return None, 200, orjson.dumps(doc), JSON
         if parts == ["v2", "health", "live"]:
             return None, 200, b'{"live":true}', JSON

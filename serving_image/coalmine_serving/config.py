@@ -32,6 +32,7 @@ class Settings:
     max_rows: int = 10_000
     allow_unsafe_pickle: bool = False
     reference: str | None = None
+    signature: str | None = None
     drain_seconds: float = 5.0
     mount_root: str = "/mnt/models"
     check: bool = False
@@ -98,6 +99,11 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
         default=_truthy(_env(environ, "COALMINE_ALLOW_UNSAFE_PICKLE")),
     )
     p.add_argument("--reference", default=env_or("reference", None), help="drift reference")
+    p.add_argument(
+        "--signature",
+        default=env_or("signature", None),
+        help="the ModelVersion's signature (inline JSON or a file path): input names and types",
+    )
     p.add_argument(
         "--drain-seconds", type=float, default=env_or("drain-seconds", defaults.drain_seconds)
     )

@@ -11,12 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 import orjson
 
-Respond = Callable[[int, bytes, bytes], None]
+
+class Respond(Protocol):
+    """Answer a request; ``json_length`` sends Inference-Header-Content-Length (binary data)."""
+
+    def __call__(
+        self, status: int, body: bytes, content_type: bytes, json_length: int | None = None
+    ) -> None: ...
+
+
 Handler = Callable[["Request", Respond], None]
 
 REASONS = {
@@ -29,6 +37,8 @@ REASONS = {
     503: b"Service Unavailable",
 }
 JSON = b"application/json"
+OCTETS = b"application/octet-stream"
+INFERENCE_HEADER = b"inference-header-content-length"
 MAX_PIPELINED = 32  # queued requests per connection before reading pauses
 
 
@@ -38,6 +48,8 @@ class Request:
     path: bytes
     body: bytes
     keep_alive: bool
+    inference_header: bytes | None = None
+    """Inference-Header-Content-Length: the body's JSON part ends there (binary data)."""
 
 
 def error_body(message: str) -> bytes:
@@ -65,6 +77,7 @@ class HttpProtocol(asyncio.Protocol):
         "_body",
         "_conns",
         "_handler",
+        "_inference_header",
         "_max_body",
         "_parser",
         "_pending",
@@ -83,6 +96,7 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._body: list[bytes] = []
         self._size = 0
+        self._inference_header: bytes | None = None
         self._pending: list[Request] = []
         self.busy = False
 
@@ -111,13 +125,17 @@ class HttpProtocol(asyncio.Protocol):
         self._url = b""
         self._body = []
         self._size = 0
+        self._inference_header = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-length" and value.isdigit() and int(value) > self._max_body:
+        lower = name.lower()
+        if lower == b"content-length" and value.isdigit() and int(value) > self._max_body:
             self._too_large()
+        elif lower == INFERENCE_HEADER:
+            self._inference_header = value
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -132,6 +150,7 @@ class HttpProtocol(asyncio.Protocol):
             path,
             b"".join(self._body),
             self._parser.should_keep_alive(),
+            self._inference_header,
         )
         if self.busy:
             self._pending.append(request)
@@ -152,8 +171,10 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = True
         keep_alive = request.keep_alive
 
-        def respond(status: int, body: bytes, content_type: bytes) -> None:
-            self._write(status, body, content_type, keep_alive)
+        def respond(
+            status: int, body: bytes, content_type: bytes, json_length: int | None = None
+        ) -> None:
+            self._write(status, body, content_type, keep_alive, json_length)
             self.busy = False
             if self._pending and self._transport is not None:
                 # Next loop turn, not recursion: a long pipeline must not grow the stack.
@@ -169,21 +190,24 @@ class HttpProtocol(asyncio.Protocol):
                 self._transport.resume_reading()
             self._dispatch(self._pending.pop(0))
 
-    def _write(self, status: int, body: bytes, content_type: bytes, keep_alive: bool) -> None:
+    def _write(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        keep_alive: bool,
+        json_length: int | None = None,
+    ) -> None:
         transport = self._transport
         if transport is None:
             return
         keep_alive = keep_alive and not self._conns.closing
+        extra = b"" if keep_alive else b"connection: close\r\n"
+        if json_length is not None:
+            extra += b"%s: %d\r\n" % (INFERENCE_HEADER, json_length)
         transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (
-                status,
-                REASONS.get(status, b"Unknown"),
-                content_type,
-                len(body),
-                b"" if keep_alive else b"connection: close\r\n",
-                body,
-            )
+            % (status, REASONS.get(status, b"Unknown"), content_type, len(body), extra, body)
         )
         if not keep_alive:
             self.close()

@@ -15,8 +15,11 @@ import orjson
 
 from coalmine_serving.errors import BadRequest
 from coalmine_serving.model import ServedModel
+from coalmine_serving.signature import quote
 
 Matrix = npt.NDArray[np.float64]
+Rows = npt.NDArray[Any]
+"""A float64 Matrix, or a record array for a model with string inputs."""
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -64,3 +67,30 @@ def check_rows(x: npt.NDArray[Any], model: ServedModel, max_rows: int) -> Matrix
     if model.input_limit != np.inf and np.abs(matrix).max() > model.input_limit:
         raise BadRequest(f"input value out of range: magnitude above {model.input_limit:.3g}")
     return matrix
+
+
+def check_records(x: npt.NDArray[Any], model: ServedModel, max_rows: int) -> npt.NDArray[Any]:
+    """The same limits for record rows, each numeric field checked and named."""
+    if x.shape[0] == 0:
+        raise BadRequest("empty batch: send at least one row")
+    if x.shape[0] > max_rows:
+        raise BadRequest(f"too many rows: {x.shape[0]} > {max_rows} (--max-rows)", status=413)
+    assert x.dtype.names is not None
+    for name in x.dtype.names:
+        column = x[name]
+        if column.dtype.kind != "f":
+            known = model.categories.get(name)
+            unknown = set() if known is None else set(column.tolist()) - known
+            if unknown:
+                raise BadRequest(
+                    f"input {name!r}: unknown categories {quote(sorted(unknown))};"
+                    f" the model knows {quote(sorted(known or ()))}"
+                )
+            continue
+        if not np.isfinite(column).all():
+            raise BadRequest(f"input {name!r} contains NaN or infinity")
+        if np.abs(column).max() > model.input_limit:
+            raise BadRequest(
+                f"input {name!r}: value out of range: magnitude above {model.input_limit:.3g}"
+            )
+    return x

@@ -8,15 +8,17 @@ the model; that check is what makes skipping scikit-learn's own validation safe.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import sklearn
 
-from coalmine_serving import fastpath
+from coalmine_serving import fastpath, frames
 from coalmine_serving.errors import LoadError
+from coalmine_serving.signature import Inputs, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,17 @@ class ServedModel:
     is_classifier: bool
     input_limit: float = float("inf")
     fast: bool = False
+    inputs: Inputs | None = None
+    """Input names requests are matched by; None takes inputs by position."""
+    predict_proba: fastpath.Predict | None = None
+    """Class probabilities, columns in ``classes`` order; None when the model has none."""
+    classes: tuple[str, ...] = ()
+    records: bool = False
+    """Takes record arrays (string inputs) instead of a float64 matrix."""
+    label_datatype: str = "FP64"
+    """The V2 datatype of ``predict``'s output, as the self-test found it."""
+    categories: dict[str, frozenset[str]] = field(default_factory=dict)
+    """String inputs whose values must be among these (their encoders refuse others)."""
 
 
 def numpy_to_v2_datatype(dtype: np.dtype[Any]) -> str:
@@ -55,17 +68,69 @@ def skip_sklearn_checks() -> None:
     sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
 
 
-def from_object(obj: Any, fmt: str) -> ServedModel:
+def from_object(obj: Any, fmt: str, signature: Inputs | None = None) -> ServedModel:
     """Wrap a deserialised artifact, then prove it predicts (the self-test)."""
     model = _wrap_onnx(obj) if fmt == "onnx" else _wrap_sklearn(obj)
-    probe = np.zeros((2, model.n_features))
+    model.inputs = reconcile(signature, _own_inputs(obj), model.n_features)
+    probe: npt.NDArray[Any] = np.zeros((2, model.n_features))
+    if model.inputs is not None and not model.inputs.numeric:
+        if fmt == "onnx":
+            raise LoadError("the signature has BYTES inputs; onnx models take numbers only")
+        _take_records(model, obj)
+        probe = frames.probe(model.inputs, obj)
     try:
         out = np.asarray(model.predict(probe))
     except Exception as exc:
         raise LoadError(f"self-test prediction failed: {exc}") from None
     if out.shape[:1] != (2,):
         raise LoadError(f"self-test prediction returned shape {out.shape} for 2 rows")
+    model.label_datatype = numpy_to_v2_datatype(out.dtype)
+    if model.predict_proba is not None and not _proba_works(model, probe):
+        model.predict_proba = None
     return model
+
+
+def _take_records(model: ServedModel, est: Any) -> None:
+    """String inputs: rows arrive as record arrays and reach the model as a DataFrame."""
+
+    def predict(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.asarray(est.predict(pd.DataFrame(x)))
+
+    def predict_proba(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.asarray(est.predict_proba(pd.DataFrame(x)))
+
+    model.predict, model.fast, model.records = predict, False, True
+    model.categories = frames.strict_categories(est)
+    if model.predict_proba is not None:
+        model.predict_proba = predict_proba
+
+
+def _proba_works(model: ServedModel, probe: npt.NDArray[Any]) -> bool:
+    """Probabilities are offered only if they pass their own self-test: one per class."""
+    assert model.predict_proba is not None
+    try:
+        shape = np.shape(model.predict_proba(probe))
+    except Exception:
+        log.exception("predict_proba failed its self-test; serving labels only")
+        return False
+    if shape != (2, len(model.classes)):
+        log.warning("predict_proba returned shape %s for 2 rows; serving labels only", shape)
+        return False
+    return True
+
+
+def _own_inputs(obj: Any) -> Inputs | None:
+    """The columns a model fitted on a DataFrame names in ``feature_names_in_``.
+
+    Columns its encoders took as strings are BYTES, the others numbers.
+    """
+    names = getattr(obj, "feature_names_in_", None)
+    if names is None:
+        return None
+    strings = frames.string_categories(obj)
+    columns = tuple(str(n) for n in names)
+    datatypes = tuple("BYTES" if n in strings else "FP64" for n in columns)
+    return Inputs(columns, datatypes, declared=False)
 
 
 def _wrap_sklearn(est: Any) -> ServedModel:
@@ -75,8 +140,14 @@ def _wrap_sklearn(est: Any) -> ServedModel:
     if not isinstance(n_features, int | np.integer):
         raise LoadError(f"{type(est).__name__} is not fitted (no n_features_in_)")
 
+    names = getattr(est, "feature_names_in_", None)
+    columns = None if names is None else [str(n) for n in names]
+
     def checked(x: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
-        return np.asarray(est.predict(x))
+        return np.asarray(est.predict(x if columns is None else frames.as_frame(x, columns)))
+
+    def proba(x: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+        return np.asarray(est.predict_proba(x if columns is None else frames.as_frame(x, columns)))
 
     if hasattr(est, "n_jobs"):
         est.n_jobs = 1  # the server batches; a thread pool per call only adds overhead
@@ -88,6 +159,9 @@ def _wrap_sklearn(est: Any) -> ServedModel:
         # Tree models compare in float32, where larger values overflow to infinity.
         input_limit=FLOAT32_MAX,
     )
+    if model.is_classifier and hasattr(est, "predict_proba"):
+        model.predict_proba = proba
+        model.classes = tuple(str(c) for c in est.classes_)
     fast = fastpath.build(est)
     if fast is not None and _agrees(fast, checked, model.n_features):
         model.predict, model.fast = fast, True

@@ -1,4 +1,9 @@
-"""KServe V1 (TensorFlow-Serving style): ``instances`` in, ``predictions`` out."""
+"""KServe V1 (TensorFlow-Serving style): ``instances`` in, ``predictions`` out.
+
+V1 has no output selection; ``"parameters": {"output": "predict_proba"}`` asks
+for probabilities, answered as one list per row with the class names beside
+the predictions.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,33 @@ from typing import Any
 
 import orjson
 
+from coalmine_serving import outputs
 from coalmine_serving.errors import BadRequest
 from coalmine_serving.inputs import Matrix, check_rows, json_object, to_array
 from coalmine_serving.model import ServedModel
 
 
-def decode(body: bytes, model: ServedModel, max_rows: int) -> Matrix:
-    """Rows from ``{"instances": [[...], ...]}`` (or the ``inputs`` alias)."""
+def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, tuple[str, ...]]:
+    """Rows from ``{"instances": [[...], ...]}`` (or the ``inputs`` alias), and the output."""
     doc = json_object(body)
+    if model.records:
+        raise BadRequest("this model has string inputs: send them over V2, one input per column")
     key = "instances" if "instances" in doc else "inputs" if "inputs" in doc else None
     if key is None:
         raise BadRequest("missing inputs: the request needs an 'instances' list")
-    return check_rows(to_array(doc[key], f"'{key}'"), model, max_rows)
+    wanted = outputs.LABELS_ONLY
+    parameters = doc.get("parameters")
+    if parameters is not None:
+        if not isinstance(parameters, dict):
+            raise BadRequest("'parameters' must be an object")
+        if "output" in parameters:
+            wanted = outputs.requested([parameters["output"]], model)
+    return check_rows(to_array(doc[key], f"'{key}'"), model, max_rows), wanted
 
 
-def encode(out: Any) -> bytes:
+def encode(out: Any, wanted: tuple[str, ...], classes: tuple[str, ...]) -> bytes:
+    if wanted[0] == outputs.PROBA:
+        doc = {"predictions": outputs.probabilities(out), "classes": classes}
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     data = out if out.dtype.kind in "biuf" else out.tolist()
     return orjson.dumps({"predictions": data}, option=orjson.OPT_SERIALIZE_NUMPY)

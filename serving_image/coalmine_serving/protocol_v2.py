@@ -1,105 +1,174 @@
 """Open Inference Protocol V2 (REST): tensors in, tensors out.
 
 Inputs are either one tensor shaped [rows, features] or one tensor per feature
-shaped [rows] or [rows, 1], taken in request order. The single output is named
-``predict`` (the name MLServer's scikit-learn runtime uses).
+shaped [rows] or [rows, 1], matched by name when the model has input names and
+taken in request order when it has none. Outputs are ``predict`` (the
+default, the name MLServer's scikit-learn runtime uses) and, for classifiers
+that have it, ``predict_proba``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
+from coalmine_serving import binary, outputs
 from coalmine_serving.errors import BadRequest
-from coalmine_serving.inputs import Matrix, check_rows, json_object, to_array
+from coalmine_serving.inputs import Rows, check_records, check_rows, json_object
 from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
-
-OUTPUT_NAME = "predict"
-_INT_TYPES = {f"{s}INT{b}" for s in ("", "U") for b in (8, 16, 32, 64)}
-_FLOAT_TYPES = {"FP16", "FP32", "FP64"}
+from coalmine_serving.tensors import decode_tensor, records, rows
 
 
-def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, Any]:
-    """Parse an infer request; return the row matrix and the request id (or None)."""
+@dataclass(slots=True)
+class InferRequest:
+    """What a V2 infer request asks: rows, its id (echoed), the outputs wanted."""
+
+    rows: Rows
+    id: Any
+    outputs: tuple[str, ...]
+    binary: tuple[bool, ...] = ()
+    """Per output, whether it is answered in binary; empty when none is."""
+
+
+def decode(
+    body: bytes, model: ServedModel, max_rows: int, header_length: bytes | None = None
+) -> InferRequest:
+    """Parse an infer request, or a 400 naming what is wrong with it.
+
+    ``header_length`` is the request's Inference-Header-Content-Length: the body
+    is then a JSON header followed by binary tensor data.
+    """
+    chunks = None
+    if header_length is not None:
+        body, rest = binary.split(body, header_length)
+        chunks = binary.Chunks(rest)
     doc = json_object(body)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("missing inputs: the request needs a non-empty 'inputs' list")
-    outputs = doc.get("outputs")
-    if outputs is not None:
-        if not isinstance(outputs, list):
+    wanted = outputs.LABELS_ONLY
+    parameters = doc.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise BadRequest("'parameters' must be an object")
+    all_binary = _flag(parameters, "binary_data_output", False)
+    binary_outputs = [all_binary]
+    asked = doc.get("outputs")
+    if asked is not None:
+        if not isinstance(asked, list):
             raise BadRequest("'outputs' must be a list")
-        for out in outputs:
-            name = out.get("name") if isinstance(out, dict) else None
-            if name != OUTPUT_NAME:
-                raise BadRequest(f"unknown output {name!r}; this model provides {OUTPUT_NAME!r}")
-    tensors = [_decode_tensor(t, i) for i, t in enumerate(inputs)]
-    if len(tensors) == 1:
-        x = tensors[0]
+        if not all(isinstance(out, dict) for out in asked):
+            raise BadRequest("each of 'outputs' must be an object with a 'name'")
+        wanted = outputs.requested([out.get("name") for out in asked], model)
+        binary_outputs = [_flag(out.get("parameters"), "binary_data", all_binary) for out in asked]
+    tensors = [decode_tensor(t, i, chunks) for i, t in enumerate(inputs)]
+    if chunks is not None:
+        chunks.finish()
+    if model.records:
+        assert model.inputs is not None
+        x = check_records(records(tensors, model.inputs), model, max_rows)
     else:
-        columns = [t.reshape(-1) if t.ndim == 2 and t.shape[1] == 1 else t for t in tensors]
-        if any(c.ndim != 1 for c in columns) or len({c.shape[0] for c in columns}) != 1:
-            raise BadRequest(
-                "with several inputs, each must be one feature column shaped [rows] or [rows, 1]"
-                " with the same number of rows"
-            )
-        x = np.column_stack(columns)
-    return check_rows(x, model, max_rows), doc.get("id")
+        x = check_rows(rows(tensors, model.n_features, model.inputs), model, max_rows)
+    return InferRequest(
+        x, doc.get("id"), wanted, tuple(binary_outputs) if any(binary_outputs) else ()
+    )
 
 
-def _decode_tensor(tensor: Any, index: int) -> Any:
-    if not isinstance(tensor, dict):
-        raise BadRequest(f"inputs[{index}] must be an object with name, shape, datatype, data")
-    name = tensor.get("name", f"inputs[{index}]")
-    where = f"input {name!r}"
-    shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-    if data is None:
-        raise BadRequest(f"{where} has no 'data'")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise BadRequest(f"{where} needs 'shape', a list of non-negative integers")
-    if datatype == "BYTES":
-        raise BadRequest(f"{where}: datatype BYTES is not supported; send numeric tensors")
-    if datatype != "BOOL" and datatype not in _INT_TYPES and datatype not in _FLOAT_TYPES:
-        raise BadRequest(f"{where}: unknown datatype {datatype!r}")
-    arr = to_array(data, where)
-    allowed = "b" if datatype == "BOOL" else "biu" if datatype in _INT_TYPES else "biuf"
-    if arr.size and arr.dtype.kind not in allowed:
-        raise BadRequest(f"{where}: data does not match datatype {datatype}")
-    if arr.size != int(np.prod(shape)):
-        raise BadRequest(
-            f"{where}: shape {shape} needs {int(np.prod(shape))} values, got {arr.size}"
-        )
-    return arr.reshape(shape)
+def _flag(parameters: Any, name: str, default: bool) -> bool:
+    value = parameters.get(name, default) if isinstance(parameters, dict) else default
+    if not isinstance(value, bool):
+        raise BadRequest(f"parameter {name!r} must be true or false")
+    return value
 
 
-def encode(model_name: str, version: str, request_id: Any, out: Any) -> bytes:
-    """The infer response for one request's predictions."""
+def encode(
+    model_name: str, version: str, request: InferRequest, out: Any, classes: tuple[str, ...]
+) -> bytes:
+    """The infer response: the requested outputs of one request's rows, in request order."""
     doc: dict[str, Any] = {"model_name": model_name, "model_version": version}
-    if request_id is not None:
-        doc["id"] = request_id
-    doc["outputs"] = [
-        {
-            "name": OUTPUT_NAME,
-            "shape": [len(out)],
-            "datatype": numpy_to_v2_datatype(out.dtype),
-            "data": out if out.dtype.kind in "biuf" else out.tolist(),
-        }
-    ]
+    if request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"] = [_output(name, out, classes) for name in request.outputs]
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def model_metadata(name: str, version: str, model: ServedModel, out_datatype: str) -> bytes:
+def encode_binary(
+    model_name: str, version: str, request: InferRequest, out: Any, classes: tuple[str, ...]
+) -> tuple[bytes, int]:
+    """The response with the outputs asked for in binary after its JSON header.
+
+    Returns the body and the header's length (its Inference-Header-Content-Length).
+    """
+    doc: dict[str, Any] = {"model_name": model_name, "model_version": version}
+    if request.id is not None:
+        doc["id"] = request.id
+    doc["outputs"], tail = [], []
+    for name, in_binary in zip(request.outputs, request.binary, strict=True):
+        output = _output(name, out, classes)
+        if in_binary:
+            data = binary.raw(np.asarray(output.pop("data")))
+            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(data)}
+            tail.append(data)
+        doc["outputs"].append(output)
+    header = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    return header + b"".join(tail), len(header)
+
+
+def _output(name: str, out: Any, classes: tuple[str, ...]) -> dict[str, Any]:
+    if name == outputs.PROBA:
+        proba = outputs.probabilities(out)
+        return {
+            "name": name,
+            "shape": list(proba.shape),
+            "datatype": "FP64",
+            "parameters": {"classes": classes},
+            "data": proba.ravel(),
+        }
+    labels = outputs.labels(out)
+    return {
+        "name": name,
+        "shape": [len(labels)],
+        "datatype": numpy_to_v2_datatype(labels.dtype),
+        "data": labels if labels.dtype.kind in "biuf" else labels.tolist(),
+    }
+
+
+def model_metadata(name: str, version: str, model: ServedModel) -> bytes:
     """GET /v2/models/{name}: the tensor signature clients can build requests from."""
     return orjson.dumps(
         {
             "name": name,
             "versions": [version],
             "platform": model.platform,
-            "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}],
-            "outputs": [{"name": OUTPUT_NAME, "datatype": out_datatype, "shape": [-1]}],
+            "inputs": _input_metadata(model),
+            "outputs": _output_metadata(model),
         }
     )
+
+
+def _input_metadata(model: ServedModel) -> list[dict[str, Any]]:
+    """One tensor per named input, or the positional matrix when there are no names."""
+    if model.inputs is None:
+        return [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}]
+    return [
+        {"name": name, "datatype": datatype, "shape": [-1, 1]}
+        for name, datatype in zip(model.inputs.names, model.inputs.datatypes, strict=True)
+    ]
+
+
+def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
+    meta: list[dict[str, Any]] = [
+        {"name": outputs.PREDICT, "datatype": model.label_datatype, "shape": [-1]}
+    ]
+    if model.predict_proba is not None:
+        meta.append(
+            {
+                "name": outputs.PROBA,
+                "datatype": "FP64",
+                "shape": [-1, len(model.classes)],
+                "parameters": {"classes": model.classes},
+            }
+        )
+    return meta

@@ -31,6 +31,7 @@ from coalmine_serving.errors import LoadError
 from coalmine_serving.http import Connections, HttpProtocol
 from coalmine_serving.metrics import Metrics
 from coalmine_serving.model import ServedModel, from_object, skip_sklearn_checks
+from coalmine_serving.signature import parse_signature
 
 log = logging.getLogger("coalmine_serving")
 
@@ -61,9 +62,12 @@ def load(settings: Settings) -> tuple[ServedModel, DriftTracker | None]:
             allow_unsafe_pickle=settings.allow_unsafe_pickle,
             mount_root=settings.mount_root,
         )
-        model = from_object(obj, fmt)
+        signature = parse_signature(settings.signature) if settings.signature else None
+        model = from_object(obj, fmt, signature)
         tracker = None
-        if settings.reference:
+        if settings.reference and model.records:
+            log.warning("drift is not tracked for a model with string inputs")
+        elif settings.reference:
             tracker = DriftTracker(parse_reference(settings.reference, model.n_features))
     for warning in caught:  # reported only once loading succeeded: failures stay one line
         log.warning("while loading: %s", warning.message)

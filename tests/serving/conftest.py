@@ -86,3 +86,22 @@ def lr_server(artifacts: Artifacts) -> Iterator[srv.Server]:
     )  # fmt: skip
     yield server
     server.stop()
+
+
+def serve(name: str, artifact: Path) -> Iterator[srv.Server]:
+    """A server for one fixture's lifetime, with default flags."""
+    server = srv.start(["--name", name, "--uri", str(artifact)])
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rf_server(artifacts: Artifacts) -> Iterator[srv.Server]:
+    """The RandomForestClassifier served as model "rf"."""
+    yield from serve("rf", artifacts.rf_skops)
+
+
+@pytest.fixture(scope="session")
+def reg_server(artifacts: Artifacts) -> Iterator[srv.Server]:
+    """The LinearRegression (4 features) served as model "reg"."""
+    yield from serve("reg", artifacts.reg_skops)

@@ -45,7 +45,23 @@ V2_CASES = [
     ("too-few-features", tensor(ROW[:-1], [1, 19]), 400, FEATURES_MSG + "19"),
     ("too-many-features", tensor([*ROW, 1.0], [1, 21]), 400, FEATURES_MSG + "21"),
     ("unknown-datatype", tensor(ROW, [1, N_FEATURES], "FLOAT"), 400, "unknown datatype 'FLOAT'"),
-    ("bytes-datatype", tensor(["a"] * 20, [1, 20], "BYTES"), 400, "BYTES is not supported"),
+    ("bytes-datatype", tensor(["a"] * 20, [1, 20], "BYTES"), 400,
+     "input 'x' is BYTES, but the model takes numbers"),
+    ("bytes-not-strings", tensor([1] * 20, [1, 20], "BYTES"), 400, "BYTES data must be strings"),
+    ("int8-overflow", tensor([1000] + [0] * 19, [1, N_FEATURES], "INT8"), 400,
+     "input 'x': value 1000 is outside INT8's range [-128, 127]"),
+    ("uint-negative", tensor([-1] * 20, [1, N_FEATURES], "UINT16"), 400,
+     "value -1 is outside UINT16's range [0, 65535]"),
+    ("int64-overflow", tensor([2**63] * 20, [1, N_FEATURES], "INT64"), 400,
+     "outside INT64's range"),
+    ("fp16-overflow", tensor([7e4, *ROW[1:]], [1, N_FEATURES], "FP16"), 400,
+     "value 70000.0 is outside FP16's range [-65504.0, 65504.0]"),
+    ("fp32-overflow", tensor([-1e39, *ROW[1:]], [1, N_FEATURES], "FP32"), 400,
+     "value -1e+39 is outside FP32's range"),
+    ("booleans-as-fp", tensor([True] * 20, [1, N_FEATURES]), 400,
+     "input 'x': data does not match datatype FP64"),
+    ("numbers-as-bool", tensor([1] * 20, [1, N_FEATURES], "BOOL"), 400,
+     "does not match datatype BOOL"),
     ("strings-as-fp", tensor(["0.5"] * N_FEATURES, [1, N_FEATURES]), 400, "non-numeric"),
     ("floats-as-int", tensor(ROW, [1, N_FEATURES], "INT64"), 400, "does not match datatype INT64"),
     ("nulls", tensor([None, *ROW[1:]], [1, N_FEATURES]), 400, "nulls"),
@@ -61,7 +77,10 @@ V2_CASES = [
         "unknown output 'proba'",
     ),
     ("columns-of-different-length", UNEVEN_COLUMNS, 400, "same number of rows"),
-]
+    ("outputs-not-list", {**tensor(ROW, [1, N_FEATURES]), "outputs": "predict"}, 400, "a list"),
+    ("output-not-object", {**tensor(ROW, [1, N_FEATURES]), "outputs": ["predict"]}, 400,
+     "must be an object with a 'name'"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -85,6 +104,9 @@ V1_CASES = [
     ("flat-row", {"instances": ROW}, 400, "1-D array"),
     ("nan", b'{"instances": [[NaN]]}', 400, "NaN or infinity"),
     ("infinity-overflow", b'{"instances": [[1e999' + b", 0" * 19 + b"]]}", 400, "NaN or infinity"),
+    ("parameters-not-object", {"instances": [ROW], "parameters": []}, 400, "must be an object"),
+    ("unknown-output", {"instances": [ROW], "parameters": {"output": "proba"}}, 400,
+     "unknown output 'proba'; this model provides 'predict', 'predict_proba'"),
 ]  # fmt: skip
 
 

@@ -55,3 +55,29 @@ def test_v1_never_5xx(lr_server: srv.Server, body: object) -> None:
 @given(raw=st.binary(max_size=200))
 def test_raw_bytes_never_5xx(lr_server: srv.Server, raw: bytes) -> None:
     assert lr_server.post("/v2/models/lr/infer", data=raw).status_code < 500
+
+
+binary_headers = st.fixed_dictionaries(
+    {"inputs": st.lists(
+        st.fixed_dictionaries(
+            {"name": st.just("x"), "shape": st.lists(st.integers(0, 25), max_size=3),
+             "datatype": st.sampled_from(["FP64", "FP32", "INT8", "BOOL", "BYTES", "FP16"]),
+             "parameters": st.fixed_dictionaries({"binary_data_size": st.integers(-1, 400)})}
+        ), max_size=3)},
+    optional={"parameters": st.fixed_dictionaries({"binary_data_output": st.booleans()})},
+)  # fmt: skip
+
+
+@quiet
+@given(header=binary_headers, data=st.binary(max_size=400), shift=st.integers(-5, 5))
+def test_binary_bodies_never_5xx(
+    lr_server: srv.Server, header: object, data: bytes, shift: int
+) -> None:
+    head = json.dumps(header).encode()
+    response = lr_server.session.post(
+        lr_server.url + "/v2/models/lr/infer",
+        data=head + data,
+        headers={"Inference-Header-Content-Length": str(max(len(head) + shift, 0))},
+        timeout=10,
+    )
+    assert response.status_code < 500, response.text

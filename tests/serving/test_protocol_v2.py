@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -25,7 +23,7 @@ def test_server_metadata(lr_server: srv.Server) -> None:
     body = lr_server.get("/v2").json()
     assert body["name"] == "coalmine"
     assert isinstance(body["version"], str)
-    assert body["extensions"] == []
+    assert body["extensions"] == ["binary_tensor_data"]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +46,15 @@ def test_model_metadata(lr_server: srv.Server, path: str) -> None:
     assert body["versions"] == ["7"]
     assert body["platform"] == "sklearn"
     assert body["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, N_FEATURES]}]
-    assert body["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+    assert body["outputs"] == [
+        {"name": "predict", "datatype": "INT64", "shape": [-1]},
+        {
+            "name": "predict_proba",
+            "datatype": "FP64",
+            "shape": [-1, 2],
+            "parameters": {"classes": ["0", "1"]},
+        },
+    ]
 
 
 @pytest.mark.parametrize("flat", [True, False], ids=["row-major", "nested"])
@@ -106,13 +112,6 @@ def test_kserve_client_style_single_row(lr_server: srv.Server, artifacts: Artifa
     assert body["outputs"][0]["data"] == artifacts.lr.predict(row.astype(np.float64)).tolist()
 
 
-@pytest.fixture(scope="module")
-def rf_server(artifacts: Artifacts) -> Iterator[srv.Server]:
-    server = srv.start(["--name", "rf", "--uri", str(artifacts.rf_skops)])
-    yield server
-    server.stop()
-
-
 def test_random_forest_matches_the_model(rf_server: srv.Server, artifacts: Artifacts) -> None:
     rows = artifacts.x[:64]
     body = rf_server.post("/v2/models/rf/infer", v2_request(rows)).json()
@@ -132,13 +131,18 @@ def test_onnx_model(artifacts: Artifacts) -> None:
         server.stop()
 
 
-def test_regressor_returns_values(artifacts: Artifacts) -> None:
-    server = srv.start(["--name", "reg", "--uri", str(artifacts.reg_skops)])
-    try:
-        rows = np.array([[0.1, -1.0, 2.0, 0.5], [3.0, 0.0, -2.0, 1.0]])
-        body = server.post("/v2/models/reg/infer", v2_request(rows)).json()
-        (output,) = body["outputs"]
-        assert output["datatype"] == "FP64"
-        assert output["data"] == pytest.approx(artifacts.reg.predict(rows).tolist())
-    finally:
-        server.stop()
+def test_regressor_returns_values(reg_server: srv.Server, artifacts: Artifacts) -> None:
+    rows = np.array([[0.1, -1.0, 2.0, 0.5], [3.0, 0.0, -2.0, 1.0]])
+    body = reg_server.post("/v2/models/reg/infer", v2_request(rows)).json()
+    (output,) = body["outputs"]
+    assert output["datatype"] == "FP64"
+    assert output["data"] == pytest.approx(artifacts.reg.predict(rows).tolist())
+
+
+def test_bool_tensors_are_numbers_without_a_signature(
+    lr_server: srv.Server, artifacts: Artifacts
+) -> None:
+    rows = np.arange(N_FEATURES).reshape(1, N_FEATURES) % 2 == 0
+    response = lr_server.post("/v2/models/lr/infer", v2_request(rows, datatype="BOOL"))
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == artifacts.lr.predict(rows * 1.0).tolist()
