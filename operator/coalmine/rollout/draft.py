@@ -130,8 +130,8 @@ class Draft:
         return approval is not None and (not wanted or bool(set(wanted) & set(approval.groups)))
 
     def note_approval(self) -> None:
-        """The canary (or first version) takes its ModelVersion's approval as it stands; a
-        new approver is announced once."""
+        """The canary takes its ModelVersion's approval as it stands (a first version takes
+        it when it is served); a new approver is announced once."""
         target = self.obs.target
         variant = self.status.canary if self.in_rollout else None
         if target is None or variant is None or variant.model_version != target.metadata.name:
