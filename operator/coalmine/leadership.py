@@ -7,7 +7,8 @@ every 2 s, given up when no renewal succeeded for 10 s. So a leader cut off from
 API server stops writing at least 5 s before any standby may take the lease, and a
 standby takes over within one lease duration of the last renewal.
 
-`decide` is the pure rule; `Leadership` runs it against the API server.
+`decide` and `lease_spec` are the pure rule; `Leadership` runs it, reading and writing
+the Lease through coalmine.kube.lease.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
+from coalmine.kube import lease
 from coalmine.kube.client import Kube
 
 log = logging.getLogger("coalmine.leadership")
@@ -79,8 +81,25 @@ def _holder(lease: dict[str, Any]) -> Holder:
     )
 
 
-def _micro_time(now: datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def lease_spec(
+    held: Holder | None,
+    action: Action,
+    me: str,
+    now: datetime,
+    lease_seconds: int,
+    acquired: str | None,
+) -> dict[str, Any]:
+    """The Lease spec to write for `action` (acquire or renew): a take-over counts a
+    transition and restarts acquireTime; a renewal keeps both."""
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    transitions = 0 if held is None else held.transitions + (action == "acquire")
+    return {
+        "holderIdentity": me,
+        "leaseDurationSeconds": lease_seconds,
+        "renewTime": stamp,
+        "acquireTime": acquired if action == "renew" and acquired else stamp,
+        "leaseTransitions": transitions,
+    }
 
 
 class Leadership:
@@ -134,13 +153,8 @@ class Leadership:
         if not self.may_write():
             return
         self.leading.clear()
-        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.name}"
-        patch = {"spec": {"holderIdentity": None}}
         try:
-            self.kube.request(
-                "PATCH", path, body=patch, timeout=LEASE_REQUEST_TIMEOUT,
-                content_type="application/merge-patch+json",
-            )  # fmt: skip
+            lease.release(self.kube, self.namespace, self.name, LEASE_REQUEST_TIMEOUT)
         except ApiException as exc:  # it runs out by itself within a lease duration
             log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
         else:
@@ -148,52 +162,18 @@ class Leadership:
 
     def _attempt(self) -> bool:
         """One round of the election; true when we hold the Lease now."""
-        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
-        try:
-            lease = self.kube.request("GET", f"{path}/{self.name}", timeout=LEASE_REQUEST_TIMEOUT)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            lease = None
-        held = _holder(lease) if lease is not None else None
-        seen, since = self._seen
-        if held != seen:
+        found = lease.read(self.kube, self.namespace, self.name, LEASE_REQUEST_TIMEOUT)
+        held = _holder(found) if found is not None else None
+        if held != self._seen[0]:
             self._seen = (held, self.clock())
-            since = self.clock()
-        action = decide(held, self.identity, self.clock() - since)
+        action = decide(held, self.identity, self.clock() - self._seen[1])
         if action == "wait":
             return False
-        now = _micro_time(datetime.now(UTC))
-        spec: dict[str, Any] = {
-            "holderIdentity": self.identity,
-            "leaseDurationSeconds": self.timing.lease_seconds,
-            "renewTime": now,
-        }
-        body: dict[str, Any] = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": spec,
-        }
-        try:
-            if held is None:
-                spec |= {"acquireTime": now, "leaseTransitions": 0}
-                self.kube.request("POST", path, body=body, timeout=LEASE_REQUEST_TIMEOUT)
-            else:
-                body["metadata"]["resourceVersion"] = held.resource_version
-                if action == "acquire":
-                    spec |= {"acquireTime": now, "leaseTransitions": held.transitions + 1}
-                else:
-                    old = (lease or {}).get("spec") or {}
-                    spec |= {
-                        "acquireTime": old.get("acquireTime", now),
-                        "leaseTransitions": held.transitions,
-                    }
-                self.kube.request(
-                    "PUT", f"{path}/{self.name}", body=body, timeout=LEASE_REQUEST_TIMEOUT
-                )
-        except ApiException as exc:
-            if exc.status == 409:  # another replica wrote first: it leads
-                return False
-            raise
-        return True
+        acquired = ((found or {}).get("spec") or {}).get("acquireTime")
+        spec = lease_spec(
+            held, action, self.identity, datetime.now(UTC), self.timing.lease_seconds, acquired
+        )
+        version = held.resource_version if held is not None else None
+        return lease.write(
+            self.kube, self.namespace, self.name, spec, version, LEASE_REQUEST_TIMEOUT
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,6 +14,7 @@ from coalmine.leadership import (
     Holder,
     Leadership,
     decide,
+    lease_spec,
 )
 
 
@@ -67,3 +69,17 @@ def test_a_fenced_kube_refuses_writes_before_sending_them() -> None:
     kube.fence = lambda: False
     with pytest.raises(NotLeading, match="does not hold the lease"):
         kube.merge_patch("ModelDeployment", "ns", "iris", {"status": {}})
+
+
+def test_a_take_over_counts_a_transition_and_a_renewal_keeps_the_acquire_time() -> None:
+    now = datetime(2026, 12, 1, 12, 0, 1, 500000, tzinfo=UTC)
+    first = lease_spec(None, "acquire", "a", now, LEASE_SECONDS, None)
+    assert first == {
+        "holderIdentity": "a", "leaseDurationSeconds": LEASE_SECONDS,
+        "renewTime": "2026-12-01T12:00:01.500000Z",
+        "acquireTime": "2026-12-01T12:00:01.500000Z", "leaseTransitions": 0,
+    }  # fmt: skip
+    taken = lease_spec(held("b"), "acquire", "a", now, LEASE_SECONDS, "2026-01-01T00:00:00Z")
+    assert (taken["leaseTransitions"], taken["acquireTime"]) == (4, first["acquireTime"])
+    renewed = lease_spec(held("a"), "renew", "a", now, LEASE_SECONDS, "2026-01-01T00:00:00Z")
+    assert (renewed["leaseTransitions"], renewed["acquireTime"]) == (3, "2026-01-01T00:00:00Z")

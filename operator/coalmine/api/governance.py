@@ -36,6 +36,11 @@ class Approval(ApiModel):
     groups: list[GroupName] = Field(default_factory=list, max_length=MAX_GROUPS)
     """The approver's groups that they chose to state (each one checked at admission)."""
 
+    def text(self) -> str:
+        """ "approved by alice (groups ml-leads)": for events, history and reports."""
+        groups = f" (groups {', '.join(self.groups)})" if self.groups else ""
+        return f"approved by {self.by}{groups}"
+
 
 class CommandRecord(ApiModel):
     """One command the operator acted on."""
@@ -44,6 +49,12 @@ class CommandRecord(ApiModel):
     by: UserName | None = None
     """Who issued it (absent: a token without ` by=`, e.g. written by hand)."""
     time: AwareDatetime
+
+    def text(self) -> str:
+        """ "promote by carol at 2026-12-01 12:40:02": for history and reports."""
+        return (
+            f"{self.command} by {self.by or 'an unnamed author'} at {self.time:%Y-%m-%d %H:%M:%S}"
+        )
 
 
 def approval_of(annotations: dict[str, str]) -> Approval | None:

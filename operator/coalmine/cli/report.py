@@ -445,13 +445,13 @@ def _audit_trail(status: ModelDeploymentStatus, rec: RolloutRecord) -> str:
         )
     rows.extend(
         f"<tr><td>{c.time:%Y-%m-%d %H:%M:%S}</td><td>{html.escape(c.command)}</td>"
-        f"<td>by {html.escape(c.by or 'an unnamed author')}</td></tr>"
+        f"<td>{html.escape(c.text())}</td></tr>"
         for c in status.commands
     )
     canary = status.canary
     if not rows and canary is not None and canary.revision == rec.revision and canary.approval:
-        a = canary.approval
-        rows.append(f"<tr><td></td><td>approval</td><td>by {html.escape(a.by)}</td></tr>")
+        text = html.escape(canary.approval.text())
+        rows.append(f"<tr><td></td><td>approval</td><td>{text}</td></tr>")
     if not rows:
         return ""
     return (

@@ -102,14 +102,8 @@ def history_line(h: HistoryEntry) -> str:
 
 def audit_lines(h: HistoryEntry) -> list[str]:
     """Who approved the revision, who commanded it, and its last verdict with the figures."""
-    lines = []
-    if h.approval is not None:
-        groups = f" (groups {', '.join(h.approval.groups)})" if h.approval.groups else ""
-        lines.append(f"approved by {h.approval.by}{groups}")
-    lines.extend(
-        f"{c.command} by {c.by or 'an unnamed author'} at {c.time:%Y-%m-%d %H:%M:%S}"
-        for c in h.commands
-    )
+    lines = [h.approval.text()] if h.approval is not None else []
+    lines.extend(c.text() for c in h.commands)
     a = h.analysis
     if a is not None:
         figures = ", ".join(

@@ -17,7 +17,6 @@ from coalmine.api.deployment import (
 )
 from coalmine.api.governance import (
     MAX_COMMAND_RECORDS,
-    Approval,
     CommandName,
     CommandRecord,
     split_token,
@@ -38,12 +37,6 @@ MESSAGE_LIMIT = 4096
 
 APPROVED = "Approved"
 """Event reason: the rolling-out version's approval appeared or changed."""
-
-
-def approval_text(approval: Approval) -> str:
-    """ "approved by alice (groups ml-leads)", for events and messages."""
-    groups = f" (groups {', '.join(approval.groups)})" if approval.groups else ""
-    return f"approved by {approval.by}{groups}"
 
 
 def approval_message(d: Draft) -> str:
@@ -141,7 +134,7 @@ class Draft:
             return
         variant.approval = approval
         if approval is not None:
-            self.emit("Normal", APPROVED, f"{variant.version} {approval_text(approval)}")
+            self.emit("Normal", APPROVED, f"{variant.version} {approval.text()}")
 
     def acted(self, command: CommandName, token: str) -> str:
         """Remember that `command` was acted on, for the next history entry; returns the

@@ -178,8 +178,8 @@ def _stop_commands(d: Draft) -> None:
         how: CommandName = "abort" if abort is not None else "undo"
         token = abort if abort is not None else undo
         assert token is not None
-        author = d.acted(how, token)
-        rollback(d, f"{how} requested {author} with `coalmine {how}`".replace("  ", " "), "Aborted")
+        by = f" {d.acted(how, token)}".rstrip()
+        rollback(d, f"{how} requested{by} with `coalmine {how}`", "Aborted")
     elif undo is not None:
         _undo(d, undo)
     elif abort is not None:

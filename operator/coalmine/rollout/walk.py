@@ -10,7 +10,7 @@ from coalmine.api.base import parse_duration
 from coalmine.api.deployment import AnalysisResult, AnalysisRun, VariantStatus
 from coalmine.api.strategy import Analysis, RolloutStrategySpec, Step, summarize
 from coalmine.rollout.commands import is_full_promote
-from coalmine.rollout.draft import Draft, approval_message, approval_text, clip
+from coalmine.rollout.draft import Draft, approval_message, clip
 from coalmine.rollout.health import crash_loop, is_ready
 from coalmine.rollout.revision import runs
 
@@ -270,7 +270,7 @@ def _promotion(d: Draft) -> None:
     d.end_rollout(d.strategy.scale_down_delay_seconds)
     message = f"serving {canary.version} (revision {canary.revision})"
     d.set_phase("Healthy", "Serving", message)
-    approved = f", {approval_text(canary.approval)}" if canary.approval else ""
+    approved = f", {canary.approval.text()}" if canary.approval else ""
     message = f"promoted {canary.version} (revision {canary.revision}) to stable{approved}"
     d.emit("Normal", "Promoted", message)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from coalmine.api.governance import split_token, with_author
 from coalmine.api.modelversion import ModelVersion
 from coalmine.rollout.commands import is_full_promote, undo_revision
-from tests.unit.rollout.sim import Sim, analysis, model_version, strategy
+from tests.unit.rollout.sim import analysis, model_version, strategy
 from tests.unit.rollout.test_commands import GATED, at_first_pause
 from tests.unit.rollout.test_rollout import serving
 
@@ -142,7 +142,6 @@ def test_history_keeps_the_last_verdict_with_its_figures(
 
 def test_unused_gate_keeps_commands_for_the_next_entry(versions: dict[str, ModelVersion]) -> None:
     sim = serving(versions, GATED)
-    assert isinstance(sim, Sim)
     sim.step(1)
     sim.step(1)
     sim.commands["promote"] = with_author("q", "carol")
