@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from coalmine.api import ModelDeployment, ModelVersion
 from coalmine.resources import DEFAULT_IMAGE, build_deployment
-from coalmine.resources.deployment import drift_reference, pin_for, renders
+from coalmine.resources.deployment import drift_reference, pin_for, renders, server_signature
 from coalmine.resources.naming import VARIANTS, Variant
 from tests.integration.test_admission import model_deployment, model_version
 
@@ -109,6 +109,52 @@ def test_reference_follows_the_input_order() -> None:
     assert [f["name"] for f in reference["features"]] == ["a", "b", "c"]
 
 
+def signature(*inputs: dict[str, Any]) -> dict[str, Any]:
+    return {"inputs": list(inputs), "output": {"kind": "classification"}}
+
+
+def test_the_signature_reaches_the_server_in_input_order() -> None:
+    """The server matches inputs by these names, so they go in the model's order."""
+    version = mv(
+        signature=signature(
+            {"name": "b", "datatype": "FP32"},
+            {"name": "a", "datatype": "BYTES", "shape": [-1, 1]},
+            {"name": "c", "datatype": "INT64", "shape": [1]},
+        )
+    )
+    expected = {
+        "inputs": [
+            {"name": "b", "datatype": "FP32"},
+            {"name": "a", "datatype": "BYTES"},
+            {"name": "c", "datatype": "INT64"},
+        ]
+    }
+    assert json.loads(env(build_deployment(md(), version, "stable", 1))["COALMINE_SIGNATURE"]) == (
+        expected
+    )
+    assert server_signature(version) is not None
+    assert json.loads(server_signature(version) or "") == expected
+
+
+@pytest.mark.parametrize("shape", [[4], [-1, 4], [-1, -1], [2, 1]])
+def test_a_signature_with_a_vector_input_is_not_passed(shape: list[int]) -> None:
+    """One name for several features cannot be matched by name: inputs stay positional."""
+    version = mv(signature=signature({"name": "x", "datatype": "FP64", "shape": shape}))
+    assert server_signature(version) is None
+    assert "COALMINE_SIGNATURE" not in env(build_deployment(md(), version, "stable", 1))
+
+
+def test_without_a_signature_none_is_passed() -> None:
+    assert "COALMINE_SIGNATURE" not in env(build_deployment(md(), mv(signature=None), "stable", 1))
+
+
+def test_the_signature_changes_the_template() -> None:
+    """Passing it changes what the pods run, so a new signature is a new revision."""
+    one = pin_for(md(), mv(signature=signature({"name": "a", "datatype": "FP64"})))
+    other = pin_for(md(), mv(signature=signature({"name": "b", "datatype": "FP64"})))
+    assert one.template_hash != other.template_hash
+
+
 def test_probes_use_the_health_endpoints() -> None:
     c = container(build_deployment(md(), mv(), "stable", 1))
     assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
@@ -118,7 +164,11 @@ def test_probes_use_the_health_endpoints() -> None:
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 60  # room to load a model
     ready = c["readinessProbe"]
     assert ready["periodSeconds"] * ready["failureThreshold"] <= 5  # leave endpoints fast
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    assert env(build_deployment(md(), mv(), "stable", 1))["COALMINE_GRPC_PORT"] == "8081"
 
 
 def test_restricted_pod_security() -> None:

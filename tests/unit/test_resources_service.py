@@ -31,6 +31,13 @@ def test_stable_endpoint_selects_both_variants() -> None:
         "protocol": "TCP",
         "appProtocol": "http",
     }
+    assert svc["spec"]["ports"][1] == {
+        "name": "grpc",
+        "port": 8081,
+        "targetPort": "grpc",
+        "protocol": "TCP",
+        "appProtocol": "kubernetes.io/h2c",
+    }
     assert "coalmine.dev/variant" not in svc["metadata"]["labels"]
     assert svc["metadata"]["ownerReferences"][0]["blockOwnerDeletion"] is True
 

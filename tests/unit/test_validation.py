@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,3 +90,13 @@ def test_a_recreated_model_version_gets_its_own_check_job() -> None:
     job = build_validation_job(again)
     assert job["metadata"]["name"] == validation_job_name(again)
     assert len(job["metadata"]["name"]) <= 63
+
+
+def test_the_check_loads_with_the_signature_the_pods_get() -> None:
+    """A signature the model contradicts makes the version Invalid, not its pods crash."""
+    container = build_validation_job(mv())["spec"]["template"]["spec"]["containers"][0]
+    values = {e["name"]: e["value"] for e in container["env"]}
+    signature = mv().spec.signature
+    assert signature is not None
+    names = [i["name"] for i in json.loads(values["COALMINE_SIGNATURE"])["inputs"]]
+    assert names == [i.name for i in signature.inputs]

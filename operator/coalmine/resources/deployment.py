@@ -21,6 +21,8 @@ DEFAULT_IMAGE = "coalmine/serving:0.1.0"
 CONTAINER = "server"
 PORT = 8080
 PORT_NAME = "http"
+GRPC_PORT = 8081  # the Open Inference Protocol's gRPC port, as KServe and MLServer number it
+GRPC_PORT_NAME = "grpc"
 RUN_AS = 65532  # the "nonroot" user of distroless-style images
 MODEL_VERSION_ANNOTATION = "coalmine.dev/model-version"
 TEMPLATE_HASH_ANNOTATION = "coalmine.dev/template-hash"
@@ -123,7 +125,10 @@ def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin)
         # The deployment's image wins over the version's, which wins over the default.
         "image": pin.image,
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
+            {"name": GRPC_PORT_NAME, "containerPort": GRPC_PORT, "protocol": "TCP"},
+        ],
         "env": _env(md, mv, variant, pin),
         "resources": _resources(pin),
         **_probes(),
@@ -188,15 +193,40 @@ def _env(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> l
         "COALMINE_MODEL_VERSION": mv.spec.version,
         "COALMINE_VARIANT": variant,
         "COALMINE_PORT": str(PORT),
+        "COALMINE_GRPC_PORT": str(GRPC_PORT),
         "COALMINE_MOUNT_ROOT": MOUNT_ROOT,
         "COALMINE_WORKERS": str(serving.workers),
         "COALMINE_MAX_BATCH_SIZE": str(serving.max_batch_size),
         "COALMINE_MAX_BATCH_WAIT_MS": str(serving.max_batch_wait_ms),
     }
+    signature = server_signature(mv)
+    if signature is not None:
+        values["COALMINE_SIGNATURE"] = signature
     reference = drift_reference(mv)
     if reference is not None:
         values["COALMINE_REFERENCE"] = json.dumps(reference, separators=(",", ":"))
     return [{"name": k, "value": v} for k, v in values.items()]
+
+
+def server_signature(mv: ModelVersion) -> str | None:
+    """The signature as the server reads it (`--signature`), when it names one feature per input.
+
+    The server matches request inputs to features by these names. An input with a wider
+    shape (a whole feature vector under one name) cannot be matched that way, so such a
+    signature is not passed and the server takes inputs by position.
+    """
+    signature = mv.spec.signature
+    if signature is None or not all(_one_feature(i.shape) for i in signature.inputs):
+        return None
+    inputs = [{"name": i.name, "datatype": i.datatype} for i in signature.inputs]
+    return json.dumps({"inputs": inputs}, separators=(",", ":"))
+
+
+def _one_feature(shape: list[int] | None) -> bool:
+    """A scalar per row: no shape, or a shape of ones beside at most one variable batch axis."""
+    if shape is None:
+        return True
+    return shape.count(-1) <= 1 and all(d in (1, -1) for d in shape)
 
 
 def drift_reference(mv: ModelVersion) -> dict[str, Any] | None:

@@ -3,12 +3,14 @@
 The endpoint selects both variants, so with the `kubernetes` router the
 replica ratio is the traffic split. The per-variant Services give the Gateway
 API router its weighted backends and analysis a way to reach one variant.
+REST is on port 80, the Open Inference Protocol's gRPC on 8081 (HTTP/2 without
+TLS, so kube-proxy balances gRPC per connection, not per request).
 """
 
 from __future__ import annotations
 
 from coalmine.api.deployment import ModelDeployment
-from coalmine.resources.deployment import PORT_NAME
+from coalmine.resources.deployment import GRPC_PORT, GRPC_PORT_NAME, PORT_NAME
 from coalmine.resources.naming import (
     Manifest,
     Variant,
@@ -38,7 +40,14 @@ def build_service(md: ModelDeployment, variant: Variant | None = None) -> Manife
                     "targetPort": PORT_NAME,
                     "protocol": "TCP",
                     "appProtocol": "http",
-                }
+                },
+                {
+                    "name": GRPC_PORT_NAME,
+                    "port": GRPC_PORT,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
             ],
         },
     }

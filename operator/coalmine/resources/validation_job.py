@@ -18,6 +18,7 @@ from coalmine.resources.deployment import (
     container_security_context,
     model_volumes,
     pod_security_context,
+    server_signature,
 )
 from coalmine.resources.naming import MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL, Manifest, child_name
 
@@ -44,6 +45,9 @@ def build_validation_job(mv: ModelVersion, image: str | None = None) -> Manifest
         "COALMINE_MODEL_VERSION": mv.spec.version,
         "COALMINE_MOUNT_ROOT": MOUNT_ROOT,
     }
+    signature = server_signature(mv)
+    if signature is not None:  # a signature the model contradicts fails the check, not the pods
+        env["COALMINE_SIGNATURE"] = signature
     container: dict[str, Any] = {
         "name": "check",
         "image": image or mv.spec.image or DEFAULT_IMAGE,
