@@ -6,14 +6,6 @@ source "$(dirname "$0")/lib.sh"
 set +e
 
 step "stopping the local cluster"
-stop() {
-  local name="$1" pid
-  pid="$(pid_of "$name")" || return 0
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null
-  info "stopped $name"
-}
 stop kubelet
 stop kube-proxy
 if pid_of containerd >/dev/null; then

@@ -33,6 +33,7 @@ COREDNS_IMAGE="coalmine.local/coredns:${COREDNS_VERSION#v}"
 BRIDGE="cni0"
 NODE_IP="10.244.0.1"  # the bridge's own address: in the pod range, on this host only
 RULE_TAG="coalmine-localcluster"
+PKI="$STATE_DIR/pki"
 COMPONENTS=(etcd kube-apiserver containerd kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 pid_of() {
@@ -45,3 +46,51 @@ pid_of() {
 
 ctr_k8s() { "$(command -v ctr)" --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 kc() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# start NAME COMMAND...: a cluster process in its own session; log and pid under STATE_DIR.
+start() {
+  local name="$1"; shift
+  info "starting $name"
+  setsid "$@" >>"$STATE_DIR/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$STATE_DIR/pids/$name.pid"
+}
+
+# stop NAME: SIGTERM, up to 10 s to exit, then SIGKILL; returns once it is gone.
+stop() {
+  local name="$1" pid
+  pid="$(pid_of "$name")" || return 0
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -9 "$pid" 2>/dev/null
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  rm -f "$STATE_DIR/pids/$name.pid"
+  info "stopped $name"
+}
+
+wait_until() {
+  local what="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      die "timed out after ${timeout}s waiting for $what (logs: $STATE_DIR/logs)"
+    fi
+    sleep 0.5
+  done
+}
+
+# The API server with the cluster's flags: up.sh starts it, apiserver.sh restarts it alone.
+start_apiserver() {
+  start kube-apiserver "$BIN_DIR/kube-apiserver" \
+    --advertise-address "$NODE_IP" --bind-address 0.0.0.0 --secure-port "$APISERVER_PORT" \
+    --etcd-servers https://127.0.0.1:2379 --etcd-cafile "$PKI/ca.crt" \
+    --etcd-certfile "$PKI/apiserver-etcd-client.crt" --etcd-keyfile "$PKI/apiserver-etcd-client.key" \
+    --client-ca-file "$PKI/ca.crt" --tls-cert-file "$PKI/apiserver.crt" \
+    --tls-private-key-file "$PKI/apiserver.key" \
+    --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
+    --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
+    --enable-admission-plugins NodeRestriction --allow-privileged=false --profiling=false
+}

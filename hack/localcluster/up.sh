@@ -55,7 +55,6 @@ iptables -C FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -j REJECT -m comment --comment "
 
 step "certificates and kubeconfigs"
 "$LC_DIR/pki.sh" "$NODE_IP"
-PKI="$STATE_DIR/pki"
 
 cat >"$STATE_DIR/cni/net.d/10-coalmine.conflist" <<CNI
 {
@@ -138,24 +137,6 @@ conntrack: {maxPerCore: 0}
 iptables: {localhostNodePorts: true}
 YAML
 
-start() {
-  local name="$1"; shift
-  info "starting $name"
-  setsid "$@" >"$STATE_DIR/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE_DIR/pids/$name.pid"
-}
-
-wait_until() {
-  local what="$1" timeout="$2"; shift 2
-  local deadline=$((SECONDS + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      die "timed out after ${timeout}s waiting for $what (logs: $STATE_DIR/logs)"
-    fi
-    sleep 0.5
-  done
-}
-
 step "control plane"
 start etcd "$BIN_DIR/etcd" --name coalmine --data-dir "$STATE_DIR/etcd" \
   --listen-client-urls https://127.0.0.1:2379 --advertise-client-urls https://127.0.0.1:2379 \
@@ -165,19 +146,7 @@ start etcd "$BIN_DIR/etcd" --name coalmine --data-dir "$STATE_DIR/etcd" \
   --client-cert-auth --unsafe-no-fsync --log-level warn
 wait_until "etcd" 60 curl -sf http://127.0.0.1:2381/health
 
-start kube-apiserver "$BIN_DIR/kube-apiserver" \
-  --advertise-address "$NODE_IP" --bind-address 0.0.0.0 --secure-port "$APISERVER_PORT" \
-  --etcd-servers https://127.0.0.1:2379 --etcd-cafile "$PKI/ca.crt" \
-  --etcd-certfile "$PKI/apiserver-etcd-client.crt" --etcd-keyfile "$PKI/apiserver-etcd-client.key" \
-  --client-ca-file "$PKI/ca.crt" --tls-cert-file "$PKI/apiserver.crt" \
-  --tls-private-key-file "$PKI/apiserver.key" \
-  --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
-  --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
-  --kubelet-certificate-authority "$PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
-  --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
-  --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-  --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
-  --enable-admission-plugins NodeRestriction --allow-privileged=false --profiling=false
+start_apiserver
 wait_until "kube-apiserver" 120 kc get --raw /readyz
 
 start kube-controller-manager "$BIN_DIR/kube-controller-manager" \

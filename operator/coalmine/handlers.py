@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import kopf
@@ -62,9 +63,18 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     kube = Kube()
+    started = datetime.now(UTC)
+    leadership: Leadership | None = None
+
+    def watching_since() -> datetime:
+        """Since when this process can act: its lease taken, or without election its start."""
+        return (leadership.leading_since if leadership else None) or started
+
     ctl = Controller(
         {
-            "ModelDeployment": lambda ns, n: reconcile_deployment(kube, ns, n),
+            "ModelDeployment": lambda ns, n: reconcile_deployment(
+                kube, ns, n, watching_since=watching_since()
+            ),
             "ModelVersion": lambda ns, n: reconcile_model_version(kube, ns, n),
         },
         report_failure=lambda kind, ns, n, error: report_failure(kube, kind, ns, n, error),

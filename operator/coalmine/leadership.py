@@ -119,6 +119,8 @@ class Leadership:
         self.timing = timing or Timing()
         self.clock = clock
         self.leading = asyncio.Event()
+        self.leading_since: datetime | None = None
+        """When this replica last began to lead (wall clock): progress deadlines start there."""
         self.renewed_at = -float("inf")
         self._seen: tuple[Holder | None, float] = (None, clock())
 
@@ -141,6 +143,7 @@ class Leadership:
                 if not self.leading.is_set():
                     log.info("leading: lease %s/%s held by %s", self.namespace, self.name,
                              self.identity)  # fmt: skip
+                    self.leading_since = datetime.now(UTC)
                     self.leading.set()
             elif self.leading.is_set() and now - self.renewed_at >= t.renew_deadline_seconds:
                 log.warning("lost lease %s/%s: not writing until it is ours again",

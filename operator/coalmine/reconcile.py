@@ -109,9 +109,15 @@ def _measure(
 
 
 def reconcile_deployment(
-    kube: Kube, namespace: str, name: str, clock: Clock = utcnow
+    kube: Kube,
+    namespace: str,
+    name: str,
+    clock: Clock = utcnow,
+    watching_since: datetime | None = None,
 ) -> float | None:
-    """Bring one ModelDeployment one step closer to its spec; returns seconds until due again."""
+    """Bring one ModelDeployment one step closer to its spec; returns seconds until due again.
+
+    `watching_since` says since when this operator can act (Observation.watching_since)."""
     body = kube.get("ModelDeployment", namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
@@ -136,6 +142,7 @@ def reconcile_deployment(
         measurement=measurement,
         commands=commands,
         model_versions=versions,
+        watching_since=watching_since,
     )
     decision = plan(md, obs)
     intent = decision.intent

@@ -14,11 +14,7 @@ the chart's own CRD rendering is validated in tests/integration/test_chart.py.
 from __future__ import annotations
 
 import json
-import tempfile
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,40 +28,15 @@ from tests.e2e.test_operator_serving import (
     wait_validated,
 )
 from tests.support.client import InClusterClient
-from tests.support.cluster import Cluster, ensure_namespace, wait_for
-from tests.support.gateway import install_gateway_api_crds
-from tests.support.helm import CHART, helm, values_args
+from tests.support.cluster import Cluster, wait_for
+from tests.support.helm import Release, helm, installed_release
 from tests.support.images import build_and_load
+from tests.support.leader import is_ready, leader, pods
 
 NAMESPACED_KINDS = (
     "deployments,replicasets,pods,serviceaccounts,roles,rolebindings,configmaps,"
     "networkpolicies,services"
 )
-
-
-@dataclass
-class Release:
-    name: str
-    namespace: str  # where the operator runs
-    watched: str  # the only namespace it watches
-    tmp: Path
-
-    @property
-    def fullname(self) -> str:
-        return f"{self.name}-coalmine"
-
-    @property
-    def service_account(self) -> str:
-        return f"system:serviceaccount:{self.namespace}:{self.fullname}"
-
-    def values(self, **extra: Any) -> dict[str, Any]:
-        return {"watchNamespaces": [self.watched], "crds": {"install": False}, **extra}
-
-    def helm(self, command: str, values: dict[str, Any], cluster: Cluster) -> None:
-        helm(
-            command, self.name, str(CHART), "--namespace", self.namespace,
-            "--wait", "--timeout", "5m", *values_args(values, self.tmp), cluster=cluster,
-        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +49,8 @@ def operator_image(cluster: Cluster) -> None:
 def release(
     cluster: Cluster, crds: None, serving_image: None, operator_image: None
 ) -> Iterator[Release]:
-    # The RBAC check below asks about HTTPRoutes: kubectl answers "no" for a resource
-    # the API server does not serve, so run alone this test needs the Gateway API CRDs.
-    install_gateway_api_crds(cluster)
-    suffix = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory() as tmp:
-        rel = Release(f"cm-{suffix}", f"helm-op-{suffix}", f"helm-w-{suffix}", Path(tmp))
-        try:
-            for ns in (rel.namespace, rel.watched):
-                ensure_namespace(cluster, ns, RESTRICTED)
-            rel.helm("install", rel.values(), cluster)
-            yield rel
-        finally:
-            helm("uninstall", rel.name, "-n", rel.namespace, cluster=cluster, check=False)
-            for ns in (rel.namespace, rel.watched):
-                cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    with installed_release(cluster, RESTRICTED) as rel:
+        yield rel
 
 
 @pytest.fixture
@@ -102,12 +60,8 @@ def namespace(release: Release) -> str:
 
 
 def operator_pod(cluster: Cluster, release: Release) -> dict[str, Any]:
-    return cluster.live_pod(release.namespace, f"app.kubernetes.io/instance={release.name}")
-
-
-def is_ready(pod: dict[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    """The leading replica's pod."""
+    return leader(cluster, release.namespace, release.fullname, release.selector).pod
 
 
 def can_i(cluster: Cluster, release: Release, *args: str) -> bool:
@@ -115,9 +69,12 @@ def can_i(cluster: Cluster, release: Release, *args: str) -> bool:
     return proc.stdout.strip() == "yes"
 
 
-def operator_log(cluster: Cluster, release: Release) -> str:
-    deployment = f"deployment/{release.fullname}"
-    return cluster.kubectl("-n", release.namespace, "logs", deployment).stdout
+def operator_logs(cluster: Cluster, release: Release) -> str:
+    """Every replica's log: the leader's work and the standbys' waiting."""
+    return "".join(
+        cluster.kubectl("-n", release.namespace, "logs", p["metadata"]["name"]).stdout
+        for p in pods(cluster, release.namespace, release.selector)
+    )
 
 
 def release_objects(cluster: Cluster, release: Release) -> list[str]:
@@ -172,7 +129,8 @@ def test_install_serve_roll_out_upgrade_uninstall(
     client: InClusterClient,
 ) -> None:
     ns = release.watched
-    pod_name = operator_pod(cluster, release)["metadata"]["name"]
+    replicas = {p["metadata"]["name"] for p in pods(cluster, release.namespace, release.selector)}
+    assert len(replicas) == 2, replicas  # a leader and a standby
 
     # Serve v1 through the installed operator.
     cluster.apply(models["iris-v1"], models["iris-v2"], namespace=ns)
@@ -212,11 +170,13 @@ def test_install_serve_roll_out_upgrade_uninstall(
     assert status == 200
 
     # It was this operator, under its own account, never refused, never restarted.
-    (container_status,) = operator_pod(cluster, release)["status"]["containerStatuses"]
-    assert container_status["restartCount"] == 0, container_status
+    for pod in pods(cluster, release.namespace, release.selector):
+        (container_status,) = pod["status"]["containerStatuses"]
+        assert container_status["restartCount"] == 0, container_status
     events = json.loads(cluster.kubectl("-n", ns, "get", "events", "-o", "json").stdout)["items"]
-    assert any(e.get("reportingInstance") == pod_name for e in events), "no Event from the pod"
-    log = operator_log(cluster, release)
+    reporters = {e.get("reportingInstance") for e in events}
+    assert operator_pod(cluster, release)["metadata"]["name"] in reporters, reporters
+    log = operator_logs(cluster, release)
     for refusal in ("Forbidden", "forbidden", " 403"):
         assert refusal not in log, log[-3000:]
     assert "failed; retry" not in log, log[-3000:]
@@ -245,9 +205,9 @@ def test_install_serve_roll_out_upgrade_uninstall(
     )
     release.helm("upgrade", changed, cluster)
     pod = wait_for(
-        "the upgraded operator pod to be Ready",
+        "an upgraded replica to lead",
         lambda: (
-            (p := operator_pod(cluster, release))["metadata"]["name"] != pod_name
+            (p := operator_pod(cluster, release))["metadata"]["name"] not in replicas
             and is_ready(p)
             and p
         ),

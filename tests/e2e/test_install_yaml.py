@@ -37,6 +37,7 @@ from tests.e2e.prometheus import api, host_prometheus, pod_target, serving_targe
 from tests.support.client import InClusterClient
 from tests.support.cluster import REPO, Cluster, ensure_namespace
 from tests.support.images import build_and_load
+from tests.support.leader import leader, pods
 from tests.support.rollout import ROWS, Rollout, promoted_to, report, strategy
 
 INSTALL = REPO / "dist" / "install.yaml"
@@ -122,9 +123,12 @@ def namespace(installed: Install) -> str:
     return installed.watched
 
 
+OPERATOR_PODS = "app.kubernetes.io/instance=coalmine,app.kubernetes.io/name=coalmine"
+
+
 def operator_pod(cluster: Cluster, inst: Install) -> dict[str, Any]:
-    selector = "app.kubernetes.io/instance=coalmine,app.kubernetes.io/name=coalmine"
-    return cluster.live_pod(inst.system, selector)
+    """The leading replica's pod (the file's Lease is named `coalmine`)."""
+    return leader(cluster, inst.system, "coalmine", OPERATOR_PODS).pod
 
 
 @pytest.fixture
@@ -134,10 +138,12 @@ def prometheus(
     """Scrapes the serving pods and, like the chart's PodMonitor (honorLabels), the operator."""
 
     def discover() -> dict[str, list[dict[str, Any]]]:
-        pod = operator_pod(cluster, installed)
+        replicas = [
+            p for p in pods(cluster, installed.system, OPERATOR_PODS) if p["status"].get("podIP")
+        ]
         return {
             "coalmine-serving": serving_targets(cluster, installed.watched),
-            "coalmine-operator": [pod_target(pod, 9090)] if pod["status"].get("podIP") else [],
+            "coalmine-operator": [pod_target(p, 9090) for p in replicas],
         }
 
     jobs = {"coalmine-serving": {}, "coalmine-operator": {"honor_labels": True}}

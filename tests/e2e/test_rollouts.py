@@ -28,6 +28,7 @@ from tests.support.rollout import (
     promoted_to,
     report,
     rolled_back,
+    rollout_stage,
     strategy,
 )
 
@@ -149,20 +150,8 @@ def test_operator_killed_at_every_phase_still_completes(
     rollout.serve("iris-v1", strategy(), ROWS)
     killed: set[str] = set()
 
-    def phase_of(st: dict[str, Any]) -> str | None:
-        canary = st.get("canary") or {}
-        if st.get("phase") != "Progressing" or not canary:
-            return None
-        if st.get("analysisRun"):
-            return "mid-analysis"
-        if canary.get("weight", 0) >= 100:
-            return "promoting"
-        if canary.get("weight", 0) > 0:
-            return "at-weight"
-        return "canary-starting"
-
     def kill_once_per_phase(st: dict[str, Any]) -> None:
-        phase = phase_of(st)
+        phase = rollout_stage(st)
         if phase is not None and phase not in killed:
             killed.add(phase)
             operator.kill()

@@ -269,9 +269,23 @@ def test_without_the_policy_the_chart_still_renders(
 def test_the_operator_deployment(rendered: dict[str, list[dict[str, Any]]]) -> None:
     (deployment,) = by_kind(rendered["default"], "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2  # a leader and a standby
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = spec["template"]["spec"]
+    (preferred,) = pod["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert (
+        "requiredDuringSchedulingIgnoredDuringExecution" not in pod["affinity"]["podAntiAffinity"]
+    )
+    term = preferred["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    (budget,) = by_kind(rendered["default"], "PodDisruptionBudget")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": spec["selector"]}
     (container,) = pod["containers"]
     assert container["image"] == "coalmine/operator:0.1.0"
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
@@ -286,6 +300,17 @@ def test_the_operator_deployment(rendered: dict[str, list[dict[str, Any]]]) -> N
     # The operator watches children labelled managed-by=coalmine: never its own objects.
     for doc in rendered["everything"]:
         assert doc["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "Helm"
+
+
+def test_one_replica_has_no_disruption_budget_and_an_own_affinity_wins() -> None:
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "pool", "operator": "In", "values": ["system"]}]}]}}}  # fmt: skip
+    docs = template({"operator": {"replicas": 1}, "affinity": affinity}, RELEASE_NS)
+    assert not by_kind(docs, "PodDisruptionBudget")
+    (deployment,) = by_kind(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["template"]["spec"]["affinity"] == affinity
 
 
 def test_optional_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:

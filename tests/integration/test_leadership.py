@@ -78,6 +78,10 @@ def test_one_leads_the_other_takes_over_after_the_lease_and_never_both(
     lease = cluster.get("lease", "coalmine-operator", lease_namespace)["spec"]
     assert lease["holderIdentity"] == "b"
     assert lease["leaseTransitions"] == 1
+    # Progress deadlines restart where b began to lead, not where a did.
+    assert a.leading_since is not None
+    assert b.leading_since is not None
+    assert (b.leading_since - a.leading_since).total_seconds() >= took_over - 0.5
 
 
 def test_a_released_lease_is_taken_at_once(cluster: Cluster, lease_namespace: str) -> None:

@@ -101,15 +101,6 @@ class Cluster:
         proc = self.kubectl("get", "--raw", "/readyz", check=False, timeout=20)
         return proc.returncode == 0
 
-    def live_pod(self, namespace: str, selector: str) -> dict[str, Any]:
-        """The one pod matching the label `selector` that is not being deleted."""
-        out = self.kubectl("-n", namespace, "get", "pods", "-o", "json", "-l", selector).stdout
-        pods = json.loads(out)["items"]
-        live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-        assert len(live) == 1, [p["metadata"]["name"] for p in pods]
-        pod: dict[str, Any] = live[0]
-        return pod
-
     def wait_ready(self, ref: str, namespace: str, timeout: int = 180) -> None:
         """`kubectl wait` until `ref` (kind/name) has condition Ready=True."""
         wait = ("wait", "--for=condition=Ready", ref, f"--timeout={timeout}s")

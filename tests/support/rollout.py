@@ -144,8 +144,8 @@ class Rollout:
             return st if st.get("observedGeneration") == target_gen and done(st) else None
 
         wait_for(f"the rollout to {version} to end", finished, timeout=timeout, interval=1)
-        ended = self._load_second()
-        wait_for("10 s more of load", lambda: self._load_second() >= ended + 10, timeout=60)
+        ended = self.load_second()
+        wait_for("10 s more of load", lambda: self.load_second() >= ended + 10, timeout=60)
         load = self.client.stop_load()
         md = self.cluster.get("modeldeployment", self.name, self.namespace)
         if load["failed"]:  # the story next to the failures, for whoever reads the log
@@ -163,7 +163,7 @@ class Rollout:
             )
         return Outcome(md, load, ended)
 
-    def _load_second(self) -> float:
+    def load_second(self) -> float:
         started = self.client.load_status()["started"]
         return time.time() - datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
 
@@ -245,6 +245,20 @@ def promoted_to(version: str) -> Callable[[dict[str, Any]], bool]:
         )
 
     return check
+
+
+def rollout_stage(st: dict[str, Any]) -> str | None:
+    """Where a running rollout is, in the stages a crash test kills the operator at."""
+    canary = st.get("canary") or {}
+    if st.get("phase") != "Progressing" or not canary:
+        return None
+    if st.get("analysisRun"):
+        return "mid-analysis"
+    if canary.get("weight", 0) >= 100:
+        return "promoting"
+    if canary.get("weight", 0) > 0:
+        return "at-weight"
+    return "canary-starting"
 
 
 def failures_after(load: dict[str, Any], second: float) -> int:

@@ -101,6 +101,11 @@ class Draft:
     def now(self) -> datetime:
         return self.obs.now
 
+    def counted_from(self, start: datetime) -> datetime:
+        """Where a progress deadline started to run `start`: never before this operator
+        could act (Observation.watching_since)."""
+        return max(start, self.obs.watching_since or start)
+
     @property
     def strategy(self) -> RolloutStrategySpec:
         return self.obs.strategy or DEFAULTS

@@ -55,3 +55,7 @@ class Observation:
     model_versions: Mapping[str, ModelVersion]
     """ModelVersions found by name: the target and those the variants (and, for a pending
     `undo`, the history) serve; a name missing here does not exist."""
+    watching_since: datetime | None = None
+    """Since when this operator can act: its lease taken, or its process started. Progress
+    deadlines never count the time before, when no operator could (an API-server outage, a
+    failover, an upgrade): the canary must not pay for the control plane."""

@@ -41,7 +41,7 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
         status=st,
         intent=_intent(d),
         events=tuple(d.events),
-        requeue_after=requeue_after(st, obs.strategy, obs.now),
+        requeue_after=requeue_after(st, obs.strategy, obs.now, obs.watching_since),
     )
 
 

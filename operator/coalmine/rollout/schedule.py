@@ -50,16 +50,23 @@ def measurement_due(
 
 
 def requeue_after(
-    status: ModelDeploymentStatus, strategy: RolloutStrategySpec | None, now: datetime
+    status: ModelDeploymentStatus,
+    strategy: RolloutStrategySpec | None,
+    now: datetime,
+    watching_since: datetime | None = None,
 ) -> float | None:
-    """Seconds until the earliest timed event, or None when only a watch can change things."""
+    """Seconds until the earliest timed event, or None when only a watch can change things.
+
+    The canary's readiness deadline runs from `watching_since` at the earliest, as the
+    walk counts it (Observation.watching_since)."""
     times = []
     if status.canary_scale_down_at is not None and status.canary_scale_down_at > now:
         times.append(status.canary_scale_down_at)
     if status.current_step_index is not None and status.rollout_started_at is not None:
         if status.step_started_at is None and strategy is not None:
             deadline = timedelta(seconds=strategy.progress_deadline_seconds)
-            times.append(status.rollout_started_at + deadline)
+            started = max(status.rollout_started_at, watching_since or status.rollout_started_at)
+            times.append(started + deadline)
         step = current_step(status, strategy)
         if step is not None and step.pause is not None and step.pause.duration is not None:
             assert status.step_started_at is not None

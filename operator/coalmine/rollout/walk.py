@@ -62,7 +62,7 @@ def _canary_started(d: Draft, canary: VariantStatus) -> bool:
         return True
     deadline = d.strategy.progress_deadline_seconds
     assert st.rollout_started_at is not None
-    if d.now >= st.rollout_started_at + timedelta(seconds=deadline):
+    if d.now >= d.counted_from(st.rollout_started_at) + timedelta(seconds=deadline):
         seen = obs.canary if runs(obs.canary, canary) else None
         ready = f"{seen.ready_replicas}/{seen.replicas} ready" if seen else "no canary pods"
         detail = f": {seen.failure_message}" if seen and seen.failure_message else ""
@@ -191,7 +191,7 @@ def _analysis_done(d: Draft, analysis: Analysis) -> bool:
         )
         d.set_phase("Paused", "AnalysisInconclusive", message, event="Warning")
         return False
-    since = run.progressed_at or run.started_at
+    since = d.counted_from(run.progressed_at or run.started_at)
     patience = max(
         timedelta(seconds=d.strategy.progress_deadline_seconds),
         2 * parse_duration(analysis.interval),

@@ -176,6 +176,8 @@ class Sim:
     stable_on: tuple[str, str] | None = None
     """(ModelVersion, template hash) the stable Deployment runs."""
     canary_on: tuple[str, str] | None = None
+    watching_since: datetime | None = None
+    """When the operator began to act (its lease, its start); None: always could."""
     plans: list[Plan] = field(default_factory=list)
     history_limit: int = 10
     spec: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +227,7 @@ class Sim:
             measurement=m,
             commands=dict(self.commands),
             model_versions=dict(self.versions),
+            watching_since=self.watching_since,
         )
 
     def step(self, seconds: float = 0, outcome: Outcome | None = None) -> Plan:

@@ -244,6 +244,43 @@ def test_an_analysis_without_conclusive_data_ends_at_the_progress_deadline(
     assert ended.intent.canary_weight == 0
 
 
+def test_the_deadline_of_an_analysis_runs_only_while_an_operator_can_act(
+    versions: dict[str, ModelVersion],
+) -> None:
+    """An API-server outage or a failover measures nothing: that is not the canary's fault."""
+    spec = strategy({"setWeight": 20}, analysis(count=2), progressDeadlineSeconds=60)
+    sim = serving(versions, spec)
+    sim.step(1)
+    sim.step(1)
+    sim.step(1)
+    sim.now += timedelta(seconds=90)  # nobody could reconcile: the API server was down
+    sim.watching_since = sim.now  # a replica takes the lease once it is back
+    for _ in range(5):
+        assert sim.step(10, outcome="Inconclusive").status.phase == "Progressing"
+    ended = sim.step(10, outcome="Inconclusive")
+    assert ended.status.phase == "RolledBack"  # one full deadline after it could act again
+    assert ended.status.message is not None
+    assert "analysis made no progress for 60s" in ended.status.message
+
+
+def test_the_readiness_deadline_runs_only_while_an_operator_can_act(
+    versions: dict[str, ModelVersion],
+) -> None:
+    sim = serving(
+        versions, strategy({"setWeight": 20}, progressDeadlineSeconds=60), canary_ready=False
+    )
+    sim.step(1)
+    sim.now += timedelta(seconds=120)
+    sim.watching_since = sim.now
+    waiting = sim.step(0)
+    assert waiting.status.phase == "Progressing"
+    assert waiting.requeue_after == 60  # the deadline, counted from the takeover
+    assert sim.step(59).status.phase == "Progressing"
+    rolled = sim.step(1)
+    assert rolled.status.phase == "RolledBack"
+    assert "not ready within 60s" in (rolled.status.message or "")
+
+
 def test_a_long_analysis_that_keeps_measuring_is_not_cut_by_the_deadline(
     versions: dict[str, ModelVersion],
 ) -> None:

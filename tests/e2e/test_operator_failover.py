@@ -1,0 +1,185 @@
+"""Two operator replicas, as the chart installs them, through the failures of issue 16:
+
+- the leader SIGKILLed at every stage of a rollout: the standby takes the Lease within its
+  duration and continues from status;
+- the API server stopped for 45 s at weight 50 during an analysis: the serving pods keep
+  answering, the operator recovers without a restart and the rollout ends as it should.
+
+Either way clients never see a failed request, and history records the revision once. The
+kill comes from the host (the container's processes, found by their cgroup), as a crash or
+the OOM killer would end them: no clean shutdown, no Lease given back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coalmine.leadership import LEASE_SECONDS, RETRY_SECONDS
+from tests.e2e.conftest import RESTRICTED
+from tests.support.client import InClusterClient
+from tests.support.cluster import REPO, Cluster, wait_for
+from tests.support.helm import Release, installed_release
+from tests.support.images import build_and_load
+from tests.support.leader import holder, is_ready, leader, pods, sigkill
+from tests.support.models import provide_models, remove_models
+from tests.support.rollout import (
+    INTERVAL,
+    METRICS,
+    ROWS,
+    Rollout,
+    promoted_to,
+    report,
+    rollout_stage,
+    strategy,
+)
+from tests.support.steps import LOGS, run_step
+
+POLL_SECONDS = 1  # this test looks at the Lease this often
+HANDOVER_BOUND = LEASE_SECONDS + 2 * RETRY_SECONDS + 2 * POLL_SECONDS
+"""From the kill to a new holder: the standby counts the lease from when it last saw the record
+change (up to one retry after the last renewal, by its own clock, as client-go does), takes it
+at its next retry after that, and this test sees it at its next poll (kubectl takes a moment)."""
+OUTAGE_SECONDS = 45
+APISERVER = REPO / "hack" / "localcluster" / "apiserver.sh"
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, crds: None, serving_image: None) -> Iterator[Release]:
+    build_and_load(cluster, "image-operator", "coalmine-operator.tar")
+    with installed_release(cluster, RESTRICTED) as rel:
+        yield rel
+
+
+@pytest.fixture
+def namespace(release: Release) -> str:
+    """The watched namespace (overrides tests/e2e/conftest.py's per-test one)."""
+    return release.watched
+
+
+@pytest.fixture(scope="module")
+def models(
+    cluster: Cluster, release: Release, trained: Path
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """The example ModelVersions, once for the module's tests (they share its namespace)."""
+    yield provide_models(cluster, release.watched, trained)
+    remove_models(cluster, release.watched)
+
+
+def restarts(cluster: Cluster, release: Release) -> int:
+    replicas = pods(cluster, release.namespace, release.selector)
+    return sum(s["restartCount"] for p in replicas for s in p["status"]["containerStatuses"])
+
+
+def kill_the_leader(cluster: Cluster, release: Release) -> float:
+    """SIGKILL the leading replica once a standby is up; the seconds until another holds it."""
+    wait_for(
+        "two ready operator replicas",
+        lambda: sum(is_ready(p) for p in pods(cluster, release.namespace, release.selector)) == 2,
+        timeout=120,
+    )
+    old = leader(cluster, release.namespace, release.fullname, release.selector)
+    killed = time.monotonic()
+    sigkill(old.pod, "operator")
+    wait_for(
+        f"a new holder of the lease after {old.identity}",
+        lambda: holder(cluster, release.namespace, release.fullname) not in (None, old.identity),
+        timeout=HANDOVER_BOUND + 30,
+        interval=POLL_SECONDS,
+    )
+    return time.monotonic() - killed
+
+
+def test_the_leader_killed_at_every_stage_of_a_rollout(
+    cluster: Cluster,
+    release: Release,
+    models: dict[str, dict[str, Any]],
+    client: InClusterClient,
+) -> None:
+    rollout = Rollout(cluster, release.watched, client, models)
+    rollout.register("iris-v1", "iris-v2")
+    rollout.serve("iris-v1", strategy(), ROWS)
+    handovers: dict[str, float] = {}
+
+    def kill_once_per_stage(st: dict[str, Any]) -> None:
+        stage = rollout_stage(st)
+        if stage is not None and stage not in handovers:
+            handovers[stage] = kill_the_leader(cluster, release)
+
+    out = rollout.change(
+        "iris-v2", strategy(), promoted_to("iris-v2"), during=kill_once_per_stage, timeout=600
+    )
+    report("leader killed", out)
+    print("handover seconds by stage:", {k: round(v, 1) for k, v in handovers.items()})
+    assert {"canary-starting", "mid-analysis"} <= handovers.keys(), handovers
+    assert len(handovers) >= 3, handovers
+    for stage, seconds in handovers.items():
+        assert seconds <= HANDOVER_BOUND, (stage, seconds)
+    assert out.load["failed"] == 0, out.load["errors"]
+    assert set(out.load["versions"]) == {"v1", "v2"}
+    history = out.md["status"]["history"]
+    revisions = [h["revision"] for h in history]
+    assert len(revisions) == len(set(revisions)), history
+    assert [h["modelVersion"] for h in history if h["outcome"] == "Promoted"][-1] == "iris-v2"
+    # Each kill restarted one container, and nothing else did (the kubelet counts a moment late).
+    kills = len(handovers)
+    wait_for("a restart per kill", lambda: restarts(cluster, release) >= kills, timeout=120)
+    assert restarts(cluster, release) == kills
+    cluster.kubectl("-n", release.watched, "delete", "modeldeployment", rollout.name)
+
+
+def api_server(cluster: Cluster, action: str) -> None:
+    """Stop or start the local cluster's kube-apiserver alone."""
+    if cluster.kind != "local":
+        pytest.skip("stopping the API server needs the local cluster (hack/localcluster)")
+    run_step(f"kube-apiserver {action}", [str(APISERVER), action], log=LOGS / "apiserver.log")
+
+
+def test_an_api_server_outage_at_weight_50_during_an_analysis(
+    cluster: Cluster,
+    release: Release,
+    models: dict[str, dict[str, Any]],
+    client: InClusterClient,
+) -> None:
+    rollout = Rollout(cluster, release.watched, client, models)
+    rollout.name = "iris-outage"
+    # The analysis outlasts the outage: twelve measurements, one every 5 s.
+    long_analysis = {"analysis": {"interval": INTERVAL, "count": 12, "metrics": METRICS}}
+    steps = strategy([{"setWeight": 50}, long_analysis])
+    rollout.register("iris-v1", "iris-v2")
+    rollout.serve("iris-v1", steps, ROWS)
+    before = restarts(cluster, release)
+    outage: dict[str, float] = {}
+
+    def outage_mid_analysis(st: dict[str, Any]) -> None:
+        weight = (st.get("canary") or {}).get("weight")
+        if outage or rollout_stage(st) != "mid-analysis" or weight != 50:
+            return
+        outage["from"] = rollout.load_second()
+        api_server(cluster, "stop")
+        try:
+            wait_for(
+                "the outage to last",
+                lambda: rollout.load_second() >= outage["from"] + OUTAGE_SECONDS,
+                timeout=OUTAGE_SECONDS + 30,
+            )
+        finally:
+            api_server(cluster, "start")
+        outage["to"] = rollout.load_second()
+
+    out = rollout.change("iris-v2", steps, promoted_to("iris-v2"), during=outage_mid_analysis)
+    report("API server outage", out)
+    assert outage, "the rollout never reached weight 50 in an analysis"
+    print(f"outage from load second {outage['from']:.0f} to {outage['to']:.0f}")
+    during = out.load["seconds"][int(outage["from"]) + 1 : int(outage["to"])]
+    assert sum(s["ok"] for s in during) > 0, "no answers during the outage"
+    assert out.load["failed"] == 0, out.load["errors"]
+    assert set(out.load["versions"]) == {"v1", "v2"}
+    history = out.md["status"]["history"]
+    revisions = [h["revision"] for h in history]
+    assert len(revisions) == len(set(revisions)), history
+    assert restarts(cluster, release) == before  # the operator recovered as it ran
