@@ -149,7 +149,12 @@ wait_until "etcd" 60 curl -sf http://127.0.0.1:2381/health
 start_apiserver
 wait_until "kube-apiserver" 120 kc get --raw /readyz
 
+# The node's heartbeat goes through this host's API server, so an API-server outage
+# (hack/localcluster/apiserver.sh) is not a dead node: the grace before the node
+# controller calls it NotReady, and takes every pod out of the endpoints when the
+# API server is back, outlasts the outages the tests make (the default is 50 s).
 start kube-controller-manager "$BIN_DIR/kube-controller-manager" \
+  --node-monitor-grace-period 120s \
   --kubeconfig "$STATE_DIR/controller-manager.kubeconfig" \
   --authentication-kubeconfig "$STATE_DIR/controller-manager.kubeconfig" \
   --authorization-kubeconfig "$STATE_DIR/controller-manager.kubeconfig" \

@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from kubernetes import config
 
 from coalmine.api import ModelDeployment, ModelVersion
+from coalmine.api.deployment import AnalysisRun, ModelDeploymentStatus, VariantCounters
+from coalmine.kube.client import Kube
 from coalmine.resources import build_deployment, build_hpa, build_service
 from tests.support.cluster import Cluster, ensure_namespace
 from tests.support.crds import install_crds
@@ -560,6 +564,30 @@ def test_status_accepts_what_the_operator_writes(kube: Cluster) -> None:
     table = kube.kubectl("get", "modeldeployment", "iris-status", "-n", NAMESPACE).stdout
     assert "v2" in table
     assert "Progressing" in table
+
+
+def test_a_snapshot_whose_maps_empty_out_is_applied_as_the_operator_applies_it(
+    kube: Cluster,
+) -> None:
+    """Server-side apply turns a map the field manager emptied into null, which the CRD
+    refuses: a stable variant with no ready pod to scrape once did that. The operator's
+    status leaves empty maps out, and the server takes it."""
+    code, stderr = apply(kube, model_deployment("iris-ssa"))
+    assert code == 0, stderr
+    client = Kube(config.new_client_from_config(str(kube.kubeconfig)))
+
+    def status(counters: VariantCounters) -> dict[str, Any]:
+        started = datetime(2026, 1, 1, tzinfo=UTC)
+        run = AnalysisRun(step_index=1, started_at=started, stable_snapshot=counters)
+        return ModelDeploymentStatus(phase="Progressing", analysis_run=run).to_json()
+
+    scraped = VariantCounters(pods=2, requests=10, latency_buckets={"0.005": 9, "+Inf": 10})
+    client.apply_status("ModelDeployment", NAMESPACE, "iris-ssa", status(scraped))
+    client.apply_status("ModelDeployment", NAMESPACE, "iris-ssa", status(VariantCounters()))
+    stored = kube.get("modeldeployment", "iris-ssa", NAMESPACE)["status"]["analysisRun"]
+    assert stored["stableSnapshot"]["pods"] == 0
+    assert "latencyBuckets" not in stored["stableSnapshot"]
+    assert ModelDeploymentStatus.model_validate({"analysisRun": stored}).analysis_run is not None
 
 
 def test_built_objects_pass_server_validation_and_restricted_pod_security(kube: Cluster) -> None:

@@ -114,13 +114,21 @@ class Rollout:
                 timeout=180,
             )
 
-    def serve(self, version: str, strat: dict[str, Any], rows: list[list[float]]) -> None:
+    def serve(
+        self,
+        version: str,
+        strat: dict[str, Any],
+        rows: list[list[float]],
+        max_requests: int = 100_000,
+    ) -> None:
         self.cluster.apply(self.md(version, strat), namespace=self.namespace)
         self.cluster.wait_ready(f"modeldeployment/{self.name}", self.namespace)
         url = f"http://{self.name}.{self.namespace}.svc.cluster.local/v2/models/{self.name}/infer"
         # kube-proxy programs a new Service a moment after its pods are Ready.
         wait_for("the Service to answer", lambda: self.client.request(url, body(rows[0]))[0] == 200)
-        self.client.start_load(url, [body(r) for r in rows], concurrency=4, max_seconds=480)
+        self.client.start_load(
+            url, [body(r) for r in rows], concurrency=4, max_requests=max_requests, max_seconds=480
+        )
         print(f"\nload started at {time.strftime('%H:%M:%S')}")
         wait_for("the load to get answers", lambda: self.client.load_status()["ok"] > 20)
 

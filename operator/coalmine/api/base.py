@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     WithJsonSchema,
+    model_serializer,
 )
 from pydantic.alias_generators import to_camel
 
@@ -166,8 +168,25 @@ class ApiModel(BaseModel):
     )
 
     def to_json(self) -> dict[str, Any]:
-        """The resource fragment as the API server stores it (aliases, no unset optionals)."""
+        """The resource fragment as the API server stores it (aliases, no unset optionals,
+        no empty maps)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_maps(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A map field that is empty is left out rather than written as `{}`: server-side
+        apply turns a map whose keys were all ours into null when it is applied as `{}`, and
+        the CRD refuses null (a stable variant with no ready pod to scrape did that after an
+        API-server outage). Absent reads back as the same empty default. An empty object
+        (`pause: {}`) is a model, not a map, and stays."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for name, field in type(self).model_fields.items():
+                value = getattr(self, name)
+                if isinstance(value, dict) and not value:
+                    data.pop(field.alias or name, None)
+                    data.pop(name, None)
+        return data
 
 
 class ObjectMeta(BaseModel):
