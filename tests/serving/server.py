@@ -100,10 +100,17 @@ class Server:
 
 
 def start(
-    args: Sequence[str], env: Mapping[str, str] | None = None, *, drain_seconds: float = 0
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    drain_seconds: float = 0,
+    grpc: bool = True,
 ) -> Server:
-    """Start a server with ``args`` (plus a free --port and --grpc-port) and wait until ready."""
+    """Start a server with ``args`` (plus a free --port and, unless not ``grpc``, a free
+    --grpc-port) and wait until it is ready."""
     port, grpc_port = free_ports(2)
+    if not grpc:
+        grpc_port = 0
     process = subprocess.Popen(
         command(
             [
@@ -135,7 +142,7 @@ def start(
 def run_to_exit(args: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run a server expected to refuse to start; return its exit code and stderr."""
     result = subprocess.run(
-        command([*args, "--port", str(free_port()), "--grpc-port", "0", "--host", "127.0.0.1"]),
+        command(["--port", str(free_port()), "--grpc-port", "0", "--host", "127.0.0.1", *args]),
         env=server_env(env),
         capture_output=True,
         text=True,
