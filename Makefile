@@ -33,6 +33,9 @@ fmt: venv ## format the code
 crds: venv ## regenerate crds/ from the pydantic models
 	$(BIN)/python -m coalmine.api.crdgen crds
 
+protos: venv ## regenerate the gRPC modules of serving_image/coalmine_serving/oip/inference.proto
+	$(BIN)/python -m coalmine_serving.oip.protogen
+
 helm: ## build helm from Go modules (cached) and print its path
 	@hack/helm/build.sh
 
@@ -70,7 +73,7 @@ cluster-status: ## show the local cluster's processes and node
 
 -include hack/images/images.mk
 
-.PHONY: help venv lint fmt crds helm kind chart check-generated host-deps test unit cluster-up cluster-down cluster-status
+.PHONY: help venv lint fmt crds protos helm kind chart check-generated host-deps test unit cluster-up cluster-down cluster-status
 
 demo: venv host-deps ## the story in one command: v1 served, v2 promoted, v3 rolled back, a report (DEMO_PACE=fast: no pauses)
 	$(BIN)/python hack/demo/demo.py up

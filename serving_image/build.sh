@@ -35,7 +35,7 @@ pyimage_install
 
 step "smoke test: as UID 65532 on a read-only root"
 as_image /opt/coalmine/bin/python3 -c \
-  'import numpy, sklearn, scipy, orjson, httptools, uvloop, prometheus_client, skops, onnxruntime
+  'import numpy, sklearn, scipy, orjson, httptools, uvloop, prometheus_client, skops, onnxruntime, grpc
 print(f"    numpy {numpy.__version__}, scikit-learn {sklearn.__version__}, onnxruntime {onnxruntime.__version__}")' >&2
 if in_root /opt/coalmine/bin/python3 -c 'import importlib.util, sys
 sys.exit(importlib.util.find_spec("coalmine_serving.main") is None)'; then
@@ -45,4 +45,4 @@ else
   info "coalmine_serving.main does not exist yet: skipped coalmine-serve --help"
 fi
 
-pyimage_pack coalmine-serving --entrypoint '["coalmine-serve"]' --expose 8080
+pyimage_pack coalmine-serving --entrypoint '["coalmine-serve"]' --expose 8080 --expose 8081

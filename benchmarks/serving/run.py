@@ -3,10 +3,15 @@
 One run serves the same two models (LogisticRegression and a 100-tree
 RandomForest on make_classification(n_samples=10000, n_features=20,
 random_state=0)) with each server in its own virtualenv, pins the server to CPU
-0 and ``wrk`` to CPU 1, posts ~100 distinct single-row V2 requests round-robin
-at 1, 8 and 64 connections, and prints req/s, p50, p99 and the ratio to the
-best peer. Results are also written as JSON. Everything listens on 127.0.0.1
-and every step has a timeout.
+0 and the load generator to CPU 1, sends ~100 distinct single-row V2 requests
+round-robin at 1, 8 and 64 connections, and prints req/s, p50, p99 and the
+ratio to the best peer of the same protocol. REST is loaded by ``wrk``; gRPC
+(Coalmine and MLServer) by ``grpc_load.py``, a bounded Python client with one
+connection per client (KServe's gRPC is not measured). Results are also
+written as JSON. Everything listens on 127.0.0.1 and every step has a timeout.
+
+``coalmine-grpc-off`` is Coalmine with ``--grpc-port 0``: beside ``coalmine``
+(gRPC on, as deployed) it shows what the gRPC server costs REST.
 
     .venv/bin/python benchmarks/serving/run.py               # 15 s per point
     .venv/bin/python benchmarks/serving/run.py --quick       # smoke run
@@ -36,6 +41,12 @@ from sklearn.datasets import make_classification
 REPO = Path(__file__).resolve().parents[2]
 MODELS = ("lr", "rf")
 CONCURRENCY = (1, 8, 64)
+PROTOCOLS = ("rest", "grpc")
+GRPC_SERVERS = ("coalmine", "coalmine-sklearn-1.5.2", "mlserver")
+"""Servers measured over gRPC too."""
+GRPC_LOAD = Path(__file__).resolve().parent / "grpc_load.py"
+GRPC_LOAD_MAX_REQUESTS = 2_000_000
+REST_KEPT = 0.95  # issue 17: serving gRPC may cost REST at most 5% of its req/s
 PEER_SKLEARN = "scikit-learn==1.5.2"
 VENVS: dict[str, list[str]] = {
     "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0", PEER_SKLEARN],
@@ -53,9 +64,12 @@ VENVS: dict[str, list[str]] = {
         "uvloop",
         "prometheus-client",
         "boto3",
+        "grpcio",
+        "protobuf",
     ],
 }
 START_TIMEOUT = 180.0
+ARTIFACTS_OF = {"coalmine-grpc-off": "coalmine"}  # the same server, the same model files
 
 
 @dataclass
@@ -69,6 +83,7 @@ class Point:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    protocol: str = "rest"
 
 
 def log(message: str) -> None:
@@ -209,10 +224,39 @@ def wrk(url: str, lua: Path, connections: int, seconds: float) -> dict[str, floa
     }
 
 
+def grpc_load(target: str, model: str, clients: int, seconds: float) -> dict[str, float]:
+    """One gRPC point from grpc_load.py on CPU 1 (non-OK answers count as non-2xx)."""
+    cmd = ["taskset", "-c", "1", sys.executable, str(GRPC_LOAD), target, model,
+           "--concurrency", str(clients), "--seconds", f"{seconds:g}",
+           "--max-requests", str(GRPC_LOAD_MAX_REQUESTS)]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO / "serving_image"))
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 60, check=True, env=env
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+@dataclass
+class Load:
+    """Where one server's points are measured: wrk for REST, grpc_load.py for gRPC."""
+
+    protocol: str
+    url: str
+    lua: Path
+    target: str
+    model: str
+
+    def run(self, clients: int, seconds: float) -> dict[str, float]:
+        if self.protocol == "rest":
+            return wrk(self.url, self.lua, clients, seconds)
+        return grpc_load(self.target, self.model, clients, seconds)
+
+
 def launch(
-    server: str, python: Path, folder: Path, model: str, port: int
+    server: str, python: Path, folder: Path, model: str, port: int, grpc_port: int
 ) -> subprocess.Popen[bytes]:
-    """Start one server for one model on CPU 0."""
+    """Start one server for one model on CPU 0 (gRPC on ``grpc_port`` where it has gRPC)."""
     env = dict(os.environ)
     if server.startswith("coalmine"):
         env["PYTHONPATH"] = str(REPO / "serving_image")
@@ -228,6 +272,8 @@ def launch(
             str(folder / model / "model.skops"),
             "--port",
             str(port),
+            "--grpc-port",
+            "0" if server == "coalmine-grpc-off" else str(grpc_port),
             "--drain-seconds",
             "0",
         ]
@@ -236,7 +282,7 @@ def launch(
             json.dumps(
                 {
                     "http_port": port,
-                    "grpc_port": free_port(),
+                    "grpc_port": grpc_port,
                     "metrics_port": free_port(),
                     "host": "127.0.0.1",
                     # Inference in the server process: on one core a worker pool only adds IPC.
@@ -281,6 +327,7 @@ def main() -> None:
     p.add_argument("--servers", default="coalmine,coalmine-sklearn-1.5.2,mlserver,kserve")
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)))
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help="rest, grpc or both")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache/coalmine/bench-venvs")
     p.add_argument("--out", type=Path, default=Path("benchmarks/serving/results.json"))
     args = p.parse_args()
@@ -289,14 +336,21 @@ def main() -> None:
     servers = args.servers.split(",")
     models = args.models.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
+    protocols = args.protocols.split(",")
     args.cache.mkdir(parents=True, exist_ok=True)
 
-    pythons: dict[str, Path] = {"coalmine": Path(sys.executable)}
+    pythons: dict[str, Path] = {
+        "coalmine": Path(sys.executable),
+        "coalmine-grpc-off": Path(sys.executable),
+    }
     for name in servers:
         if name in VENVS:
             pythons[name] = ensure_venv(args.cache, name, VENVS[name]) / "bin" / "python"
     versions = {s: python_version_of(pythons[s], "sklearn") for s in servers}
-    folders = {s: args.cache / "artifacts" / f"{s}-sklearn-{versions[s]}" for s in servers}
+    folders = {
+        s: args.cache / "artifacts" / f"{ARTIFACTS_OF.get(s, s)}-sklearn-{versions[s]}"
+        for s in servers
+    }
     for s in servers:
         train(pythons[s], folders[s])
 
@@ -306,26 +360,32 @@ def main() -> None:
         write_lua(lua)
         for model in models:
             for server in servers:
-                port = free_port()
-                process = launch(server, pythons[server], folders[server], model, port)
+                port, grpc_port = free_port(), free_port()
+                process = launch(server, pythons[server], folders[server], model, port, grpc_port)
                 base = f"http://127.0.0.1:{port}/v2/models/{model}"
                 try:
                     wait_ready(base + "/ready", process, START_TIMEOUT)
-                    wrk(base + "/infer", lua, 8, args.warmup)
-                    for c in levels:
-                        r = wrk(base + "/infer", lua, c, args.duration)
-                        point = Point(server, versions[server], model, c, **r)  # type: ignore[arg-type]
-                        points.append(point)
-                        log(
-                            f"{server:24s} {model} c={c:<3d} {r['rps']:9.0f} req/s "
-                            f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
-                        )
+                    for protocol in protocols:
+                        if protocol == "grpc" and server not in GRPC_SERVERS:
+                            continue
+                        load = Load(protocol, base + "/infer", lua, f"127.0.0.1:{grpc_port}", model)
+                        load.run(8, args.warmup)
+                        for c in levels:
+                            r = load.run(c, args.duration)
+                            point = Point(
+                                server, versions[server], model, c, **r, protocol=protocol
+                            )  # type: ignore[arg-type]
+                            points.append(point)
+                            log(
+                                f"{server:24s} {protocol:4s} {model} c={c:<3d} {r['rps']:9.0f} "
+                                f"req/s p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+                            )
                 finally:
                     stop(process)
     ceilings = {
         s: ceiling(pythons[s], folders[s], 0.5 if args.quick else 2.0)
         for s in servers
-        if s.startswith("coalmine")
+        if s.startswith("coalmine") and s not in ARTIFACTS_OF
     }
     report(points, ceilings, args, versions)
 
@@ -335,50 +395,59 @@ def report(
 ) -> None:
     peers = ("mlserver", "kserve")
     lines = [
-        f"{'model':5s} {'c':>3s}  {'server':24s} {'sklearn':8s} {'req/s':>9s} {'p50 ms':>8s} "
-        f"{'p99 ms':>8s} {'x best peer':>11s}"
+        f"{'model':5s} {'proto':5s} {'c':>3s}  {'server':24s} {'sklearn':8s} {'req/s':>9s} "
+        f"{'p50 ms':>8s} {'p99 ms':>8s} {'x best peer':>11s}"
     ]
     verdicts = []
-    for model in sorted({p.model for p in points}):
-        for c in sorted({p.concurrency for p in points}):
-            group = [p for p in points if p.model == model and p.concurrency == c]
-            peer_points = [p for p in group if p.server in peers]
-            best = max(peer_points, key=lambda p: p.rps) if peer_points else None
-            for p in group:
-                ratio = f"{p.rps / best.rps:10.2f}x" if best else "-"
-                errors = (
-                    f"  ({p.non_2xx} non-2xx, {p.socket_errors} socket errors)"
-                    if (p.non_2xx or p.socket_errors)
-                    else ""
-                )
-                lines.append(
-                    f"{model:5s} {c:3d}  {p.server:24s} {p.sklearn:8s} {p.rps:9.0f} "
-                    f"{p.p50_ms:8.2f} {p.p99_ms:8.2f} {ratio:>11s}{errors}"
-                )
-            if best is None:
-                continue
-            for p in group:
-                if not p.server.startswith("coalmine"):
-                    continue
-                if c == 64:
-                    need = 3.0 if model == "lr" else 10.0
-                    ok = p.rps >= need * best.rps and p.p99_ms <= best.p99_ms
-                    verdicts.append(
-                        f"{model} c=64 {p.server}: {p.rps / best.rps:.1f}x "
-                        f"(target {need:g}x), p99 {p.p99_ms:.2f} vs {best.p99_ms:.2f}"
-                        f" ms: {'MET' if ok else 'NOT MET'}"
-                    )
-                if c == 1:
-                    best_p50 = min(q.p50_ms for q in peer_points)
-                    ok = p.p50_ms <= best_p50
-                    verdicts.append(
-                        f"{model} c=1 {p.server}: p50 {p.p50_ms:.2f} vs best peer "
-                        f"{best_p50:.2f} ms: {'MET' if ok else 'NOT MET'}"
-                    )
+    groups = sorted({(p.model, PROTOCOLS.index(p.protocol), p.concurrency) for p in points})
+    for model, protocol_index, c in groups:
+        protocol = PROTOCOLS[protocol_index]
+        group = [p for p in points if (p.model, p.protocol, p.concurrency) == (model, protocol, c)]
+        peer_points = [p for p in group if p.server in peers]
+        best = max(peer_points, key=lambda p: p.rps) if peer_points else None
+        for p in group:
+            ratio = f"{p.rps / best.rps:10.2f}x" if best else "-"
+            errors = (
+                f"  ({p.non_2xx} non-2xx, {p.socket_errors} socket errors)"
+                if (p.non_2xx or p.socket_errors)
+                else ""
+            )
+            lines.append(
+                f"{model:5s} {protocol:5s} {c:3d}  {p.server:24s} {p.sklearn:8s} {p.rps:9.0f} "
+                f"{p.p50_ms:8.2f} {p.p99_ms:8.2f} {ratio:>11s}{errors}"
+            )
         lines.append("")
+        off = [p for p in group if p.server == "coalmine-grpc-off"]
+        on = [p for p in group if p.server == "coalmine"]
+        if off and on:
+            kept = on[0].rps / off[0].rps
+            verdicts.append(
+                f"{model} c={c} REST with gRPC on / off: {kept:.3f}x req/s"
+                f" (at least {REST_KEPT:g}x): {'MET' if kept >= REST_KEPT else 'NOT MET'}"
+            )
+        if best is None or protocol != "rest":  # the issue's targets are REST's
+            continue
+        for p in group:
+            if not p.server.startswith("coalmine"):
+                continue
+            if c == 64:
+                need = 3.0 if model == "lr" else 10.0
+                ok = p.rps >= need * best.rps and p.p99_ms <= best.p99_ms
+                verdicts.append(
+                    f"{model} c=64 {p.server}: {p.rps / best.rps:.1f}x "
+                    f"(target {need:g}x), p99 {p.p99_ms:.2f} vs {best.p99_ms:.2f}"
+                    f" ms: {'MET' if ok else 'NOT MET'}"
+                )
+            if c == 1:
+                best_p50 = min(q.p50_ms for q in peer_points)
+                ok = p.p50_ms <= best_p50
+                verdicts.append(
+                    f"{model} c=1 {p.server}: p50 {p.p50_ms:.2f} vs best peer "
+                    f"{best_p50:.2f} ms: {'MET' if ok else 'NOT MET'}"
+                )
     print(
         f"duration {args.duration:g}s per point, warm-up {args.warmup:g}s, server on CPU 0, "
-        f"wrk on CPU 1{' (QUICK run)' if args.quick else ''}"
+        f"wrk / grpc_load.py on CPU 1{' (QUICK run)' if args.quick else ''}"
     )
     print("\n".join(lines))
     print("targets:\n  " + "\n  ".join(verdicts))

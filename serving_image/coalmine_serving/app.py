@@ -20,6 +20,10 @@ from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
 from coalmine_serving.model import ServedModel
 
+SERVER_NAME = "coalmine"
+EXTENSIONS = ("binary_tensor_data",)
+"""What ``GET /v2`` and the ServerMetadata RPC answer, with ``__version__``."""
+
 
 class App:
     """One served model behind both protocols."""
@@ -124,10 +128,20 @@ class App:
             respond(status, body, content_type, json_length)
             self.metrics.request(protocol, status, time.perf_counter() - started)
 
-        batcher = self.batcher
+        self.batcher_for(wanted).submit(x).add_done_callback(done)
+
+    def batcher_for(self, wanted: tuple[str, ...]) -> Batcher:
+        """The batches that answer ``wanted``: probabilities (labels travel with them) or labels."""
         if outputs.PROBA in wanted and self.proba_batcher is not None:
-            batcher = self.proba_batcher
-        batcher.submit(x).add_done_callback(done)
+            return self.proba_batcher
+        return self.batcher
+
+    def check_model(self, name: str, version: str | None) -> None:
+        """A 404 unless ``name`` is the model served and ``version`` (when given) its version."""
+        if name != self.name:
+            raise NotFound(f"model {name!r} not found; this server serves {self.name!r}")
+        if version is not None and version != self.version:
+            raise NotFound(f"model {self.name!r} has no version {version!r}")
 
     def _route(self, request: Request) -> tuple[str | None, int, bytes, bytes]:
         parts = request.path.decode("utf-8", "replace").strip("/").split("/")
@@ -140,7 +154,7 @@ class App:
         if parts == [""]:
             return None, 200, b'{"status":"alive"}', JSON
         if parts == ["v2"]:
-            doc = {"name": "coalmine", "version": __version__, "extensions": ["binary_tensor_data"]}
+            doc = {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
             return None, 200, orjson.dumps(doc), JSON
         if parts == ["v2", "health", "live"]:
             return None, 200, b'{"live":true}', JSON
@@ -164,15 +178,11 @@ class App:
 
     def _model_path(self, parts: list[str]) -> list[str]:
         """Check the model (and version) named in the path; return what follows."""
-        name = parts[2].removesuffix(":predict")
-        if name != self.name:
-            raise NotFound(f"model {name!r} not found; this server serves {self.name!r}")
-        rest = parts[3:]
+        rest, version = parts[3:], None
         if rest[:1] == ["versions"]:
-            if len(rest) < 2 or rest[1] != self.version:
-                version = rest[1] if len(rest) > 1 else ""
-                raise NotFound(f"model {self.name!r} has no version {version!r}")
+            version = rest[1] if len(rest) > 1 else ""
             rest = rest[2:]
+        self.check_model(parts[2].removesuffix(":predict"), version)
         return rest
 
     def _ready_body(self, doc: dict[str, Any]) -> tuple[int, bytes]:

@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+MAX_PORT = 65535
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -20,6 +22,8 @@ class Settings:
     name: str
     uri: str
     port: int = 8080
+    grpc_port: int = 8081
+    """The Open Inference Protocol's gRPC port; 0 serves no gRPC."""
     host: str = "0.0.0.0"
     sha256: str | None = None
     format: str | None = None
@@ -65,6 +69,12 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
     p.add_argument("--name", default=env_or("name", None), help="model name in URLs")
     p.add_argument("--uri", default=env_or("uri", None), help="file://, pvc://, http(s)://, s3://")
     p.add_argument("--port", type=int, default=env_or("port", defaults.port))
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=env_or("grpc-port", defaults.grpc_port),
+        help="V2 gRPC port (0: no gRPC)",
+    )
     p.add_argument("--host", default=env_or("host", defaults.host))
     p.add_argument("--sha256", default=env_or("sha256", None), help="pinned artifact digest")
     p.add_argument(
@@ -120,6 +130,10 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
     for field in ("workers", "max_batch_size", "max_body_bytes", "max_rows"):
         if getattr(settings, field) < 1:
             p.error(f"--{field.replace('_', '-')} must be at least 1")
+    if not 0 <= settings.grpc_port <= MAX_PORT:
+        p.error(f"--grpc-port must be 0 (off) or a port up to {MAX_PORT}")
+    if settings.grpc_port == settings.port:
+        p.error("--grpc-port must differ from --port")
     if settings.max_batch_wait_ms < 0 or settings.drain_seconds < 0:
         p.error("--max-batch-wait-ms and --drain-seconds must not be negative")
     return settings

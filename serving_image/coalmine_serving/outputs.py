@@ -8,19 +8,28 @@ the analysis reads count those rows too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from coalmine_serving.errors import BadRequest
 from coalmine_serving.fastpath import Predict
-from coalmine_serving.model import ServedModel
+from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
 from coalmine_serving.signature import quote
 
 PREDICT = "predict"
 PROBA = "predict_proba"
 LABELS_ONLY: tuple[str, ...] = (PREDICT,)
+
+
+class OutputTensor(NamedTuple):
+    """One output of a request as V2 sends it, whatever the protocol."""
+
+    name: str
+    datatype: str
+    data: npt.NDArray[Any]
+    """Labels shaped [rows], or probabilities shaped [rows, classes] (class names beside)."""
 
 
 def offered(model: ServedModel) -> tuple[str, ...]:
@@ -60,3 +69,11 @@ def labels(out: npt.NDArray[Any]) -> npt.NDArray[Any]:
 def probabilities(out: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     """The [rows, classes] probabilities of rows answered by ``labels_and_probabilities``."""
     return np.ascontiguousarray(out[PROBA])
+
+
+def tensor(name: str, out: npt.NDArray[Any]) -> OutputTensor:
+    """The output ``name`` (``predict`` or ``predict_proba``) of one request's rows."""
+    if name == PROBA:
+        return OutputTensor(name, "FP64", probabilities(out))
+    values = labels(out)
+    return OutputTensor(name, numpy_to_v2_datatype(values.dtype), values)

@@ -17,9 +17,9 @@ import orjson
 
 from coalmine_serving import binary, outputs
 from coalmine_serving.errors import BadRequest
-from coalmine_serving.inputs import Rows, check_records, check_rows, json_object
-from coalmine_serving.model import ServedModel, numpy_to_v2_datatype
-from coalmine_serving.tensors import decode_tensor, records, rows
+from coalmine_serving.inputs import Rows, json_object
+from coalmine_serving.model import ServedModel
+from coalmine_serving.tensors import NO_INPUTS, decode_tensor, model_rows
 
 
 @dataclass(slots=True)
@@ -47,8 +47,8 @@ def decode(
         chunks = binary.Chunks(rest)
     doc = json_object(body)
     inputs = doc.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise BadRequest("missing inputs: the request needs a non-empty 'inputs' list")
+    if not isinstance(inputs, list):
+        raise BadRequest(NO_INPUTS)
     wanted = outputs.LABELS_ONLY
     parameters = doc.get("parameters")
     if parameters is not None and not isinstance(parameters, dict):
@@ -66,11 +66,7 @@ def decode(
     tensors = [decode_tensor(t, i, chunks) for i, t in enumerate(inputs)]
     if chunks is not None:
         chunks.finish()
-    if model.records:
-        assert model.inputs is not None
-        x = check_records(records(tensors, model.inputs), model, max_rows)
-    else:
-        x = check_rows(rows(tensors, model.n_features, model.inputs), model, max_rows)
+    x = model_rows(tensors, model, max_rows)
     return InferRequest(
         x, doc.get("id"), wanted, tuple(binary_outputs) if any(binary_outputs) else ()
     )
@@ -117,22 +113,13 @@ def encode_binary(
 
 
 def _output(name: str, out: Any, classes: tuple[str, ...]) -> dict[str, Any]:
+    tensor = outputs.tensor(name, out)
+    data = tensor.data
+    doc: dict[str, Any] = {"name": name, "shape": list(data.shape), "datatype": tensor.datatype}
     if name == outputs.PROBA:
-        proba = outputs.probabilities(out)
-        return {
-            "name": name,
-            "shape": list(proba.shape),
-            "datatype": "FP64",
-            "parameters": {"classes": classes},
-            "data": proba.ravel(),
-        }
-    labels = outputs.labels(out)
-    return {
-        "name": name,
-        "shape": [len(labels)],
-        "datatype": numpy_to_v2_datatype(labels.dtype),
-        "data": labels if labels.dtype.kind in "biuf" else labels.tolist(),
-    }
+        doc["parameters"] = {"classes": classes}
+    doc["data"] = data.ravel() if data.dtype.kind in "biuf" else data.tolist()
+    return doc
 
 
 def model_metadata(name: str, version: str, model: ServedModel) -> bytes:
@@ -142,13 +129,13 @@ def model_metadata(name: str, version: str, model: ServedModel) -> bytes:
             "name": name,
             "versions": [version],
             "platform": model.platform,
-            "inputs": _input_metadata(model),
-            "outputs": _output_metadata(model),
+            "inputs": input_metadata(model),
+            "outputs": output_metadata(model),
         }
     )
 
 
-def _input_metadata(model: ServedModel) -> list[dict[str, Any]]:
+def input_metadata(model: ServedModel) -> list[dict[str, Any]]:
     """One tensor per named input, or the positional matrix when there are no names."""
     if model.inputs is None:
         return [{"name": "input-0", "datatype": "FP64", "shape": [-1, model.n_features]}]
@@ -158,7 +145,8 @@ def _input_metadata(model: ServedModel) -> list[dict[str, Any]]:
     ]
 
 
-def _output_metadata(model: ServedModel) -> list[dict[str, Any]]:
+def output_metadata(model: ServedModel) -> list[dict[str, Any]]:
+    """``predict``, and ``predict_proba`` with its class names when the model has it."""
     meta: list[dict[str, Any]] = [
         {"name": outputs.PREDICT, "datatype": model.label_datatype, "shape": [-1]}
     ]

@@ -1,10 +1,11 @@
 """Process lifecycle: load, self-test, serve, and drain on SIGTERM.
 
-The port opens only after the model has loaded and answered a self-test, so a
-ready endpoint always means a working model. On SIGTERM readiness flips to 503
-at once while requests are still served for ``--drain-seconds`` (the time
-kube-proxy and load balancers need to drop the endpoint); then the listener
-closes, idle keep-alive connections are closed, in-flight ones finish, and the
+The ports (HTTP, and gRPC unless ``--grpc-port 0``) open only after the model
+has loaded and answered a self-test, so a ready endpoint always means a working
+model. On SIGTERM readiness flips to 503 (and ready: false over gRPC) at once
+while requests are still served for ``--drain-seconds`` (the time kube-proxy
+and load balancers need to drop the endpoint); then the listeners close, idle
+keep-alive connections are closed, in-flight requests and RPCs finish, and the
 process exits 0.
 """
 
@@ -31,6 +32,7 @@ from coalmine_serving.errors import LoadError
 from coalmine_serving.http import Connections, HttpProtocol
 from coalmine_serving.metrics import Metrics
 from coalmine_serving.model import ServedModel, from_object, skip_sklearn_checks
+from coalmine_serving.oip import listener
 from coalmine_serving.signature import parse_signature
 
 log = logging.getLogger("coalmine_serving")
@@ -91,18 +93,24 @@ def run(settings: Settings) -> int:
     gc.collect()
     gc.freeze()  # the model's objects never need scanning again
     log.info(
-        "serving %s version %s (%s, %s predict path) on %s:%d",
+        "serving %s version %s (%s, %s predict path) on %s:%d, gRPC %s",
         settings.name,
         settings.version,
         model.platform,
         "fast" if model.fast else "public",
         settings.host,
         settings.port,
+        settings.grpc_port or "off",
     )
     try:
         sock = _listen(settings.host, settings.port, reuse_port=settings.workers > 1)
     except OSError as exc:
         return fail(f"cannot listen on {settings.host}:{settings.port}: {exc}")
+    if settings.grpc_port:
+        try:  # the workers bind it themselves: a port taken fails here, once, not in each
+            _listen(settings.host, settings.grpc_port, reuse_port=settings.workers > 1).close()
+        except OSError as exc:
+            return fail(f"cannot listen on {settings.host}:{settings.grpc_port} (gRPC): {exc}")
     if settings.workers == 1:
         return _serve_process(settings, model, tracker, sock)
     return _supervise(settings, model, tracker, sock)
@@ -150,7 +158,10 @@ def _serve_process(
     settings: Settings, model: ServedModel, tracker: DriftTracker | None, sock: socket.socket
 ) -> int:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(settings, model, tracker, sock))
+        try:
+            runner.run(_serve(settings, model, tracker, sock))
+        except OSError as exc:  # the gRPC port, taken since the check
+            return fail(str(exc))
     return 0
 
 
@@ -178,6 +189,7 @@ async def _serve(
     server = await loop.create_server(
         lambda: HttpProtocol(app.handle, connections, settings.max_body_bytes), sock=sock
     )
+    grpc_server = await listener.start(app, settings) if settings.grpc_port else None
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -187,7 +199,13 @@ async def _serve(
     await asyncio.sleep(settings.drain_seconds)
     server.close()
     connections.close_idle()
+    # New RPCs are refused at once; those in flight get the same grace as HTTP requests.
+    grpc_stopped = (
+        None if grpc_server is None else loop.create_task(grpc_server.stop(CLOSE_GRACE_SECONDS))
+    )
     deadline = loop.time() + CLOSE_GRACE_SECONDS
     while connections.open and loop.time() < deadline:
         await asyncio.sleep(0.01)
+    if grpc_stopped is not None:
+        await grpc_stopped
     log.info("drained; exiting")

@@ -17,8 +17,11 @@ import numpy.typing as npt
 from coalmine_serving import binary
 from coalmine_serving.datatypes import NUMPY_TYPES, category, check_fits, strings
 from coalmine_serving.errors import BadRequest
-from coalmine_serving.inputs import to_array
+from coalmine_serving.inputs import Rows, check_records, check_rows, to_array
+from coalmine_serving.model import ServedModel
 from coalmine_serving.signature import Inputs, quote
+
+NO_INPUTS = "missing inputs: the request needs a non-empty 'inputs' list"
 
 
 class Tensor(NamedTuple):
@@ -42,12 +45,7 @@ def decode_tensor(tensor: Any, index: int, chunks: binary.Chunks | None = None) 
     binary_size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if data is None and binary_size is None:
         raise BadRequest(f"{where} has no 'data'")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise BadRequest(f"{where} needs 'shape', a list of non-negative integers")
-    if datatype != "BYTES" and datatype not in NUMPY_TYPES:
-        raise BadRequest(f"{where}: unknown datatype {datatype!r}")
+    shape, datatype = check_header(shape, datatype, where)
     if binary_size is not None:
         if chunks is None:
             raise BadRequest(
@@ -64,10 +62,37 @@ def decode_tensor(tensor: Any, index: int, chunks: binary.Chunks | None = None) 
         arr = to_array(data, where)
         if arr.size:
             check_fits(arr, datatype, where)
+    return Tensor(str(name), datatype, shaped(arr, shape, where))
+
+
+def check_header(shape: Any, datatype: Any, where: str) -> tuple[list[int], str]:
+    """``shape`` and ``datatype`` when the shape is a list of non-negative integers and the
+    datatype is known; a 400 saying which is wrong otherwise."""
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise BadRequest(f"{where} needs 'shape', a list of non-negative integers")
+    if datatype != "BYTES" and datatype not in NUMPY_TYPES:
+        raise BadRequest(f"{where}: unknown datatype {datatype!r}")
+    return shape, datatype
+
+
+def shaped(arr: npt.NDArray[Any], shape: list[int], where: str) -> npt.NDArray[Any]:
+    """Flat or nested data in its declared shape; a 400 when the value count differs."""
     size = math.prod(shape)  # np.prod costs a third of a one-row request's decode
     if arr.size != size:
         raise BadRequest(f"{where}: shape {shape} needs {size} values, got {arr.size}")
-    return Tensor(str(name), datatype, arr.reshape(shape))
+    return arr.reshape(shape)
+
+
+def model_rows(tensors: list[Tensor], model: ServedModel, max_rows: int) -> Rows:
+    """The decoded inputs of one request as the model's checked rows, whatever the protocol."""
+    if not tensors:
+        raise BadRequest(NO_INPUTS)
+    if model.records:
+        assert model.inputs is not None
+        return check_records(records(tensors, model.inputs), model, max_rows)
+    return check_rows(rows(tensors, model.n_features, model.inputs), model, max_rows)
 
 
 def rows(tensors: list[Tensor], n_features: int, inputs: Inputs | None) -> npt.NDArray[Any]:

@@ -14,13 +14,17 @@ import numpy.typing as npt
 import pytest
 import skops.io
 from skl2onnx import to_onnx
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from coalmine_serving.drift import reference_from_data
 from tests.serving import server as srv
 from tests.serving.models import FailingModel
+from tests.serving.pipelines import SIGNATURE, frame
 
 N_FEATURES = 20
 
@@ -105,3 +109,38 @@ def rf_server(artifacts: Artifacts) -> Iterator[srv.Server]:
 def reg_server(artifacts: Artifacts) -> Iterator[srv.Server]:
     """The LinearRegression (4 features) served as model "reg"."""
     yield from serve("reg", artifacts.reg_skops)
+
+
+@pytest.fixture(scope="session")
+def failing_server(artifacts: Artifacts) -> Iterator[srv.Server]:
+    """FailingModel (3 features, raises on POISON) served as model "failing"."""
+    server = srv.start(
+        ["--name", "failing", "--uri", str(artifacts.failing_joblib), "--allow-unsafe-pickle"]
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, Path]:
+    """A ColumnTransformer (OneHotEncoder on a string column) + LogisticRegression."""
+    train = frame(300, 0)
+    y = (train["colour"] == "red") ^ (train["size"] > 0.3 * train["count"] - 1)
+    columns = ColumnTransformer(
+        [("cat", OneHotEncoder(), ["colour"]), ("num", StandardScaler(), ["size", "count"])]
+    )
+    model = make_pipeline(columns, LogisticRegression()).fit(train, y.astype(int))
+    path = tmp_path_factory.mktemp("pipeline") / "pipeline.skops"
+    skops.io.dump(model, path)
+    return model, path
+
+
+@pytest.fixture(scope="session", params=["own-names", "signature"])
+def pipeline_server(
+    request: pytest.FixtureRequest, pipeline: tuple[Pipeline, Path]
+) -> Iterator[srv.Server]:
+    """The pipeline served on its own column names, and with a signature."""
+    extra = ["--signature", json.dumps(SIGNATURE)] if request.param == "signature" else []
+    server = srv.start(["--name", "p", "--uri", str(pipeline[1]), *extra])
+    yield server
+    server.stop()

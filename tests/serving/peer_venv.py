@@ -1,7 +1,8 @@
 """A peer's client library in a virtualenv of its own, to build requests the way it does.
 
-MLServer pins dependencies that clash with ours, so it never joins the test
-venv: it is installed once under the Coalmine cache, like the benchmark's peers.
+MLServer and KServe pin dependencies that clash with ours (and Triton's gRPC
+client its own protobuf), so they never join the test venv: each is installed
+once under the Coalmine cache, like the benchmark's peers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ CACHE = Path.home() / ".cache" / "coalmine" / "test-venvs"
 INSTALL_TIMEOUT = 1200
 MLSERVER = ("mlserver-1.7.1", ["mlserver==1.7.1"])
 TRITON = ("tritonclient-2.73.0", ["tritonclient[http]==2.73.0"])
+TRITON_GRPC = ("tritonclient-grpc-2.73.0", ["tritonclient[grpc]==2.73.0"])
+KSERVE = ("kserve-0.21.0", ["kserve==0.21.0"])
 
 
 def python_with(name: str, requirements: list[str]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -20,10 +21,16 @@ START_TIMEOUT = 60.0
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports (held open together while they are chosen)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -39,11 +46,16 @@ def command(args: Sequence[str]) -> list[str]:
 
 @dataclass
 class Server:
-    """A running server process; ``url`` is its base URL."""
+    """A running server process; ``url`` is its base URL, ``grpc_target`` its gRPC address."""
 
     process: subprocess.Popen[str]
     port: int
+    grpc_port: int
     session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def url(self) -> str:
@@ -88,16 +100,25 @@ class Server:
 
 
 def start(
-    args: Sequence[str], env: Mapping[str, str] | None = None, *, drain_seconds: float = 0
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    drain_seconds: float = 0,
+    grpc: bool = True,
 ) -> Server:
-    """Start a server with ``args`` (plus a free --port) and wait until it is ready."""
-    port = free_port()
+    """Start a server with ``args`` (plus a free --port and, unless not ``grpc``, a free
+    --grpc-port) and wait until it is ready."""
+    port, grpc_port = free_ports(2)
+    if not grpc:
+        grpc_port = 0
     process = subprocess.Popen(
         command(
             [
                 *args,
                 "--port",
                 str(port),
+                "--grpc-port",
+                str(grpc_port),
                 "--host",
                 "127.0.0.1",
                 "--drain-seconds",
@@ -109,7 +130,7 @@ def start(
         stderr=subprocess.PIPE,
         text=True,
     )
-    server = Server(process, port)
+    server = Server(process, port, grpc_port)
     try:
         server.wait_ready()
     except BaseException:
@@ -121,7 +142,7 @@ def start(
 def run_to_exit(args: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run a server expected to refuse to start; return its exit code and stderr."""
     result = subprocess.run(
-        command([*args, "--port", str(free_port()), "--host", "127.0.0.1"]),
+        command(["--port", str(free_port()), "--grpc-port", "0", "--host", "127.0.0.1", *args]),
         env=server_env(env),
         capture_output=True,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -161,15 +160,6 @@ def test_malformed_http_is_400_and_server_survives(lr_server: srv.Server) -> Non
     assert reply.startswith(b"HTTP/1.1 400")
     assert b"malformed HTTP request" in reply
     assert lr_server.get("/v2/health/live").status_code == 200
-
-
-@pytest.fixture(scope="module")
-def failing_server(artifacts: Artifacts) -> Iterator[srv.Server]:
-    server = srv.start(
-        ["--name", "failing", "--uri", str(artifacts.failing_joblib), "--allow-unsafe-pickle"]
-    )
-    yield server
-    server.stop()
 
 
 def test_model_exception_is_500_and_counted(failing_server: srv.Server) -> None:

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import skops.io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import Pipeline
 
 from tests.serving import server as srv
 from tests.serving.peer_venv import MLSERVER, TRITON, python_with, run
+from tests.serving.pipelines import frame, per_column
 
 EXACT = {"rtol": 0, "atol": 1e-12}
-SIGNATURE = {
-    "inputs": [
-        {"name": "colour", "datatype": "BYTES"},
-        {"name": "size", "datatype": "FP64"},
-        {"name": "count", "datatype": "INT64"},
-    ],
-    "output": {"kind": "classification"},
-}
 # MLServer 1.7.1's codec maps numpy dtypes only: pandas 3's string columns go as objects.
 ENCODE_WITH_MLSERVER = """
 import sys
@@ -54,53 +41,6 @@ for name, datatype, dtype in columns:
 result = http.InferenceServerClient(sys.argv[1]).infer("p", tensors)
 print(json.dumps(result.as_numpy("predict").tolist()))
 """
-
-
-def frame(rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "colour": rng.choice(["red", "green", "blue"], rows),
-            "size": rng.normal(size=rows),
-            "count": rng.integers(0, 9, rows),
-        }
-    )
-
-
-def per_column(data: pd.DataFrame, order: list[str], *outputs: str) -> dict:
-    datatypes = {"colour": "BYTES", "size": "FP64", "count": "INT64"}
-    return {
-        "inputs": [
-            {"name": c, "shape": [len(data), 1], "datatype": datatypes[c],
-             "data": data[c].tolist()}
-            for c in order
-        ],
-        "outputs": [{"name": o} for o in outputs or ["predict"]],
-    }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pipeline, Path]:
-    train = frame(300, 0)
-    y = (train["colour"] == "red") ^ (train["size"] > 0.3 * train["count"] - 1)
-    columns = ColumnTransformer(
-        [("cat", OneHotEncoder(), ["colour"]), ("num", StandardScaler(), ["size", "count"])]
-    )
-    model = make_pipeline(columns, LogisticRegression()).fit(train, y.astype(int))
-    path = tmp_path_factory.mktemp("pipeline") / "pipeline.skops"
-    skops.io.dump(model, path)
-    return model, path
-
-
-@pytest.fixture(scope="module", params=["own-names", "signature"])
-def pipeline_server(
-    request: pytest.FixtureRequest, pipeline: tuple[Pipeline, Path]
-) -> Iterator[srv.Server]:
-    """The pipeline served on its own column names, and with a signature."""
-    extra = ["--signature", json.dumps(SIGNATURE)] if request.param == "signature" else []
-    server = srv.start(["--name", "p", "--uri", str(pipeline[1]), *extra])
-    yield server
-    server.stop()
 
 
 def test_metadata_names_the_string_column(pipeline_server: srv.Server) -> None:

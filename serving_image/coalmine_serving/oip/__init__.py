@@ -1,0 +1,1 @@
+"""The Open Inference Protocol V2 over gRPC: the service definition and its servicer."""
