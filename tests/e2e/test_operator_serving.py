@@ -13,6 +13,7 @@ import skops.io as sio
 
 from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, wait_for
+from tests.support.grpc_client import grpc_infer
 from tests.support.models import HOST_ROOT
 from tests.support.operator import OperatorProcess
 
@@ -113,6 +114,23 @@ def test_serves_a_model_version_and_answers_predictions(
 
     row = cluster.kubectl("-n", namespace, "get", "modeldeployment", "iris", "--no-headers").stdout
     assert row.split()[:3] == ["iris", "v1", "Healthy"], row  # no canary: empty columns
+
+    # The operator passed the signature: one tensor per feature, by name, in any order.
+    names = [i["name"] for i in models["iris-v1"]["spec"]["signature"]["inputs"]]
+    per_feature = {
+        "inputs": [
+            {"name": n, "shape": [len(ROWS)], "datatype": "FP64", "data": [r[i] for r in ROWS]}
+            for i, n in reversed(list(enumerate(names)))
+        ]
+    }
+    status, answer = client.request(infer_url(namespace, "iris"), per_feature)
+    assert status == 200, answer
+    assert answer["outputs"][0]["data"] == expected
+
+    # V2 gRPC through the same Service, on its grpc port.
+    target = f"iris.{namespace}.svc.cluster.local:8081"
+    answer = grpc_infer(cluster, namespace, target, "iris", ROWS)
+    assert answer == {"ready": True, "model_version": "v1", "data": expected}
 
 
 def test_invalid_versions_are_refused_with_the_reason(
