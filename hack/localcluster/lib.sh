@@ -55,14 +55,17 @@ start() {
   echo $! >"$STATE_DIR/pids/$name.pid"
 }
 
+# running PID: alive and not a zombie waiting to be reaped.
+running() { [[ "$(ps -o stat= -p "$1" 2>/dev/null)" =~ ^[^Z] ]]; }
+
 # stop NAME: SIGTERM, up to 10 s to exit, then SIGKILL; returns once it is gone.
 stop() {
   local name="$1" pid
   pid="$(pid_of "$name")" || return 0
-  kill "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null
-  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do running "$pid" || break; sleep 0.25; done
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do running "$pid" || break; sleep 0.25; done
   rm -f "$STATE_DIR/pids/$name.pid"
   info "stopped $name"
 }

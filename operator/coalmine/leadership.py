@@ -5,7 +5,8 @@ workers take keys, and its kube layer refuses writes once the lease may have pas
 to someone else. The timings are client-go's and Argo Rollouts': a 15 s lease, renewed
 every 2 s, given up when no renewal succeeded for 10 s. So a leader cut off from the
 API server stops writing at least 5 s before any standby may take the lease, and a
-standby takes over within one lease duration of the last renewal.
+standby takes over one lease duration after it saw the last renewal, at its next retry
+(15-19 s after a leader's death, measured in tests/e2e/test_operator_failover.py).
 
 `decide` and `lease_spec` are the pure rule; `Leadership` runs it, reading and writing
 the Lease through coalmine.kube.lease.
@@ -157,11 +158,16 @@ class Leadership:
             return
         self.leading.clear()
         try:
-            lease.release(self.kube, self.namespace, self.name, LEASE_REQUEST_TIMEOUT)
+            released = lease.release(
+                self.kube, self.namespace, self.name, self.identity, LEASE_REQUEST_TIMEOUT
+            )
         except ApiException as exc:  # it runs out by itself within a lease duration
             log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)
-        else:
+            return
+        if released:
             log.info("released lease %s/%s", self.namespace, self.name)
+        else:
+            log.info("lease %s/%s is no longer ours: nothing to release", self.namespace, self.name)
 
     def _attempt(self) -> bool:
         """One round of the election; true when we hold the Lease now."""

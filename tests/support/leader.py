@@ -3,6 +3,7 @@ way a crash or the OOM killer would, from the host."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,4 +83,5 @@ def sigkill(pod: dict[str, Any], container: str) -> None:
     pids = container_pids(pod, container)
     assert pids, f"no host process of {pod['metadata']['name']}/{container} (needs root)"
     for pid in pids:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it ended since the scan
+            os.kill(pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from coalmine.kube import lease
 from coalmine.kube.client import Kube, NotLeading
 from coalmine.leadership import (
     LEASE_SECONDS,
@@ -83,3 +84,27 @@ def test_a_take_over_counts_a_transition_and_a_renewal_keeps_the_acquire_time() 
     assert (taken["leaseTransitions"], taken["acquireTime"]) == (4, first["acquireTime"])
     renewed = lease_spec(held("a"), "renew", "a", now, LEASE_SECONDS, "2026-01-01T00:00:00Z")
     assert (renewed["leaseTransitions"], renewed["acquireTime"]) == (3, "2026-01-01T00:00:00Z")
+
+
+class RecordingKube:
+    """Answers a Lease read with `held` and records every request's method."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.methods: list[str] = []
+
+    def request(self, method: str, path: str, **_: object) -> object:
+        self.methods.append(method)
+        if method == "GET":
+            return {"metadata": {"resourceVersion": "7"}, "spec": {"holderIdentity": self.held}}
+        return {}
+
+
+def test_releasing_needs_only_the_verbs_the_chart_grants() -> None:
+    """The chart's Role allows get and update on the Lease (and create): no patch."""
+    ours = RecordingKube("a")
+    assert lease.release(ours, "ns", "lease", "a", 1.0)  # type: ignore[arg-type]
+    assert ours.methods == ["GET", "PUT"]
+    theirs = RecordingKube("b")
+    assert not lease.release(theirs, "ns", "lease", "a", 1.0)  # type: ignore[arg-type]
+    assert theirs.methods == ["GET"]  # another replica's Lease is left alone

@@ -3,9 +3,9 @@
 Only what the serving pods emit matters, but the parser accepts any valid
 exposition (comments, escapes in label values, timestamps, +Inf/NaN) so a
 scrape through a proxy or a newer client library never breaks the analysis.
-It is ours rather than prometheus_client's parser because that one is 4.65x
-slower on a serving pod's scrape (benchmarks/operator/exposition.py), and the
-operator parses every variant's pods at every analysis interval.
+It is ours rather than prometheus_client's parser because that one is several
+times slower on a serving pod's scrape (benchmarks/operator/exposition.py), and
+the operator parses every variant's pods at every analysis interval.
 """
 
 from __future__ import annotations

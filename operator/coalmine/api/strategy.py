@@ -223,7 +223,9 @@ class RolloutStrategySpec(ApiModel):
     )
     """Walked in order once the canary is Ready; none means promote as soon as it is Ready."""
     progress_deadline_seconds: int = Field(default=600, ge=1, le=MAX_SECONDS)
-    """Roll back when the canary is not Ready this long after it was created."""
+    """Roll back when the canary is not Ready this long after it was created, or an analysis
+    makes no progress this long; neither counts time before the operator last began to lead
+    (or started), when no operator could act."""
     require_approval: bool = False
     """Hold the rollout until the ModelVersion carries the coalmine.dev/approved-by annotation."""
     approver_groups: list[GroupName] = Field(default_factory=list, max_length=MAX_GROUPS)

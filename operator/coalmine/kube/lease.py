@@ -48,12 +48,15 @@ def write(
     return True
 
 
-def release(kube: Kube, namespace: str, name: str, timeout: float) -> None:
-    """Empty the holder, so the next replica takes the Lease without waiting it out."""
-    kube.request(
-        "PATCH",
-        LEASES.path(namespace, name),
-        body={"spec": {"holderIdentity": None}},
-        timeout=timeout,
-        content_type="application/merge-patch+json",
-    )
+def release(kube: Kube, namespace: str, name: str, identity: str, timeout: float) -> bool:
+    """Empty the holder, so the next replica takes the Lease without waiting it out.
+
+    An optimistic replace of the version read, as client-go releases, so it needs only the
+    verbs the election already has (get, update), and never clears a Lease that another
+    replica took meanwhile; False when the Lease is not ours (any more)."""
+    found = read(kube, namespace, name, timeout)
+    if found is None or (found.get("spec") or {}).get("holderIdentity") != identity:
+        return False
+    spec = {k: v for k, v in found["spec"].items() if k != "holderIdentity"}
+    version = found["metadata"]["resourceVersion"]
+    return write(kube, namespace, name, spec, version, timeout)
