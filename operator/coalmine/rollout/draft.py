@@ -26,6 +26,7 @@ from coalmine.rollout.commands import new_commands
 from coalmine.rollout.decision import Event
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.revision import desired_pin
+from coalmine.rollout.schedule import counted_from
 
 DEFAULTS = RolloutStrategySpec()
 """Limits used when the strategy cannot be read (e.g. the delay after a rollback)."""
@@ -102,9 +103,8 @@ class Draft:
         return self.obs.now
 
     def counted_from(self, start: datetime) -> datetime:
-        """Where a progress deadline started to run `start`: never before this operator
-        could act (Observation.watching_since)."""
-        return max(start, self.obs.watching_since or start)
+        """Where a progress deadline that began at `start` runs from (schedule.counted_from)."""
+        return counted_from(start, self.obs.watching_since)
 
     @property
     def strategy(self) -> RolloutStrategySpec:

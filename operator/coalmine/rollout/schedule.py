@@ -49,6 +49,12 @@ def measurement_due(
     return step.analysis if now >= due and now > run.started_at else None
 
 
+def counted_from(start: datetime, watching_since: datetime | None) -> datetime:
+    """Where a progress deadline that began at `start` runs from: never before this operator
+    could act (Observation.watching_since)."""
+    return max(start, watching_since or start)
+
+
 def requeue_after(
     status: ModelDeploymentStatus,
     strategy: RolloutStrategySpec | None,
@@ -65,8 +71,7 @@ def requeue_after(
     if status.current_step_index is not None and status.rollout_started_at is not None:
         if status.step_started_at is None and strategy is not None:
             deadline = timedelta(seconds=strategy.progress_deadline_seconds)
-            started = max(status.rollout_started_at, watching_since or status.rollout_started_at)
-            times.append(started + deadline)
+            times.append(counted_from(status.rollout_started_at, watching_since) + deadline)
         step = current_step(status, strategy)
         if step is not None and step.pause is not None and step.pause.duration is not None:
             assert status.step_started_at is not None
