@@ -35,6 +35,11 @@
 # manifests are written to the directory the last line names:
 #   kubectl apply --server-side -f DIR/crds && kubectl apply -f DIR/controllers.yaml
 #
+# Cold, each controller takes about ten minutes to build with GOFLAGS=-p=1 on
+# a busy 2-core machine; the binaries are static and stripped, 101 MB
+# (source-controller: Helm, OCI, cosign, notation and three clouds' SDKs
+# linked in) and 86 MB. A cached run only copies the archives (2 s).
+#
 # Environment: SOURCE_CONTROLLER_VERSION, KUSTOMIZE_CONTROLLER_VERSION,
 # COALMINE_CACHE, COALMINE_IMAGES_OUT, GOFLAGS (e.g. -p=1 on a busy machine).
 set -euo pipefail

@@ -10,9 +10,10 @@ build, no image, nothing but the ``git`` the machine already has.
 The server runs on the host. Pods reach the host at the local cluster's bridge
 address (hack/localcluster/lib.sh: NODE_IP, 10.244.0.1), so a test binds it
 there and points a GitRepository at ``http://10.244.0.1:PORT/NAME``. Every
-repository under ``root`` is served (bare, or a work tree's ``.git``); a
-commit made in it is what the next fetch sees. Pushes are refused (no
-``REMOTE_USER``): a test commits straight into the repository.
+repository under ``root`` is served, a bare ``NAME.git`` or a work tree's
+``NAME/.git``; a commit made in it is what the next fetch sees. Pushes over
+HTTP are refused (no ``REMOTE_USER``): a test commits in the work tree, or
+pushes to the bare repository by its path.
 
 Run by hand: ``python3 -m tests.support.gitserver ROOT [--host H] [--port P]``.
 """
@@ -96,8 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
         except subprocess.TimeoutExpired:
             self.send_error(504, "git http-backend timed out")
             return
+        # its stderr carries pack-objects' progress too: loud only on a failure
+        level = logging.DEBUG if done.returncode == 0 else logging.WARNING
         if done.stderr:
-            log.warning("git http-backend: %s", done.stderr.decode(errors="replace").strip())
+            log.log(level, "git http-backend: %s", done.stderr.decode(errors="replace").strip())
         head, sep, payload = done.stdout.partition(b"\r\n\r\n")
         if not sep:
             head, sep, payload = done.stdout.partition(b"\n\n")
