@@ -3,7 +3,7 @@
 IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 IMAGES_REPO := $(abspath $(IMAGES_DIR)/../..)
 
-.PHONY: images image-serving image-operator image-test-http image-traefik image-base
+.PHONY: images image-serving image-operator image-test-http image-traefik image-flux image-base
 
 images: image-serving image-operator image-test-http ## build every image into _out/images/
 
@@ -18,6 +18,9 @@ image-test-http: ## coalmine/test-http: the cluster smoke tests' static HTTP ser
 
 image-traefik: ## coalmine/traefik: the Gateway API implementation the gatewayAPI router is tested on
 	bash $(IMAGES_REPO)/hack/gateway/build.sh
+
+image-flux: ## coalmine/flux-source-controller and flux-kustomize-controller, and their CRDs: the GitOps e2e's Flux
+	bash $(IMAGES_REPO)/hack/flux/build.sh >/dev/null
 
 image-base: ## the cached Debian 12 base rootfs alone
 	bash $(IMAGES_REPO)/hack/images/debian-base.sh >/dev/null
