@@ -1,0 +1,282 @@
+"""GitOps with a real Flux (issue 18): commits roll a model out, Flux's health reads ours.
+
+Flux's source-controller and kustomize-controller, built from Go modules, fetch a Git
+repository served from this host on the node's bridge address and apply it with
+`wait: true`, as docs/gitops.md tells users to. Under bounded client load:
+
+1. v1 committed: the Kustomization turns Ready once the ModelDeployment serves;
+2. v2 (good) committed: the Kustomization is in progress while the canary walks, then Ready;
+3. v3 (mislabelled) committed: Coalmine rolls back; the Kustomization fails on our
+   ModelDeployment while its spec still names v3, as Git does;
+4. `coalmine retry`: Flux keeps the CLI's annotation, the same revision walks again (and
+   fails again: the model is still wrong);
+5. a follow-up commit back to v2, what stable serves: Ready, with no new rollout.
+
+No client request fails in all of it. The times from commit to outcome are printed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import flux
+from tests.support.client import InClusterClient
+from tests.support.cluster import Cluster, PermanentError, wait_for
+from tests.support.gitserver import GitServer
+from tests.support.operator import OperatorProcess
+from tests.support.rollout import (
+    INTERVAL,
+    SKEWED_ROWS,
+    body,
+    coalmine,
+    metric,
+    promoted_to,
+    rolled_back,
+    strategy,
+)
+
+NAME = "iris"
+KUSTOMIZATION_TIMEOUT = "5m"
+# The rollout e2e tests time latency; here the faulty model only shifts predictions, and
+# latency is bounded loosely so that a busy machine never rolls back the good version.
+ANALYSIS = {
+    "analysis": {
+        "interval": INTERVAL,
+        "count": 2,
+        "metrics": [
+            metric("error-rate", "errorRate", 0.05),
+            metric("latency-p99", "latencyP99", 250),
+            metric("prediction-shift", "predictionShift", 0.2),
+        ],
+    }
+}
+STRATEGY = strategy([{"setWeight": 25}, ANALYSIS, {"setWeight": 50}, ANALYSIS])
+HEALTH_CHECK_FAILED = "HealthCheckFailed"  # kustomize-controller's reason
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster) -> None:
+    if cluster.kind != "local":
+        pytest.skip("Flux fetches Git from this host's bridge address: needs the local cluster")
+    flux.install(cluster)
+
+
+@pytest.fixture
+def git(tmp_path: Path, installed: None) -> Iterator[GitServer]:
+    with GitServer(tmp_path / "git", host=flux.NODE_IP) as server:
+        yield server
+
+
+def in_git(doc: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as a user keeps it in Git: no namespace (the Kustomization sets it)."""
+    meta = {k: v for k, v in doc["metadata"].items() if k != "namespace"}
+    return {**doc, "metadata": meta}
+
+
+class Gitops:
+    """One repository, one GitRepository and one Kustomization applying it to `namespace`."""
+
+    def __init__(self, cluster: Cluster, git: GitServer, namespace: str, models: dict[str, Any]):
+        self.cluster, self.namespace, self.models = cluster, namespace, models
+        self.repo = flux.GitOpsRepo(git.root / "models")
+        self.name = f"models-{namespace}"
+        self.url = git.url("models")
+        self.timeline: list[str] = []
+
+    def start(self) -> None:
+        self.cluster.apply(
+            flux.git_repository(self.name, self.url, interval="5s"),
+            flux.kustomization(self.name, self.name, "./deploy", self.namespace,
+                               interval="10s", timeout=KUSTOMIZATION_TIMEOUT),
+        )  # fmt: skip
+
+    def commit(self, message: str, serve: str, registered: list[str]) -> tuple[str, float]:
+        md = {
+            "apiVersion": "coalmine.dev/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": NAME},
+            "spec": {"modelVersion": serve, "replicas": 2, "strategy": STRATEGY},
+        }
+        files = {
+            "deploy/modelversions.yaml": [in_git(self.models[v]) for v in registered],
+            "deploy/iris.yaml": [md],
+        }
+        return self.repo.commit(message, files), time.monotonic()
+
+    def reconcile_now(self) -> str:
+        """Ask for a reconcile at once, as `flux reconcile kustomization` does; the token."""
+        token = str(time.time_ns())
+        self.cluster.kubectl(
+            "-n", flux.NAMESPACE, "annotate", "--overwrite", "kustomization", self.name,
+            f"{flux.REQUESTED_AT}={token}",
+        )  # fmt: skip
+        return token
+
+    def stop(self) -> None:
+        self.cluster.kubectl(
+            "-n", flux.NAMESPACE, "delete", "kustomization,gitrepository", self.name,
+            "--wait=false", check=False,
+        )  # fmt: skip
+
+    def kustomization(self) -> dict[str, Any]:
+        return self.cluster.get("kustomization", self.name, flux.NAMESPACE)
+
+    def md(self) -> dict[str, Any]:
+        return self.cluster.get("modeldeployment", NAME, self.namespace)
+
+    def observe(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The Kustomization's Ready condition and the ModelDeployment's status, logged
+        whenever either changes (the timeline the test prints)."""
+        ks = self.kustomization()
+        md = self.cluster.find("modeldeployment", NAME, self.namespace) or {}
+        cond, st = flux.ready(ks), md.get("status") or {}
+        line = (
+            f"Kustomization Ready={cond.get('status', '-')} {cond.get('reason', '')}: "
+            f"{cond.get('message', '')[:140]} | ModelDeployment {st.get('phase', '-')}"
+            f" stable {(st.get('stable') or {}).get('modelVersion', '-')}"
+            f" canary {(st.get('canary') or {}).get('modelVersion', '-')}"
+            f" {st.get('message', '')[:120]}"
+        )
+        if not self.timeline or self.timeline[-1].partition("  ")[2] != line:
+            self.timeline.append(f"{time.strftime('%H:%M:%S')}  {line}")
+        return ks, st
+
+    def until(
+        self, what: str, done: Callable[[dict[str, Any], dict[str, Any]], bool], timeout: float
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        def check() -> tuple[dict[str, Any], dict[str, Any]] | None:
+            ks, st = self.observe()
+            return (ks, st) if done(ks, st) else None
+
+        try:
+            seen: tuple[dict[str, Any], dict[str, Any]] = wait_for(
+                what, check, timeout=timeout, interval=1
+            )
+            return seen
+        finally:
+            print("\n".join(["", f"-- {what}", *self.timeline]))
+            self.timeline = self.timeline[-1:]
+
+
+@pytest.fixture
+def gitops(
+    cluster: Cluster, git: GitServer, namespace: str, models: dict[str, Any]
+) -> Iterator[Gitops]:
+    ops = Gitops(cluster, git, namespace, models)
+    yield ops
+    ops.stop()
+
+
+def ready_at(sha: str) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+    """The Kustomization applied commit `sha` and every object it holds is Current."""
+
+    def check(ks: dict[str, Any], _: dict[str, Any]) -> bool:
+        cond = flux.ready(ks)
+        applied = str((ks.get("status") or {}).get("lastAppliedRevision") or "")
+        failed = cond.get("status") == "False" and cond.get("reason") != HEALTH_CHECK_FAILED
+        if failed and flux.applied_sha(ks) == sha:  # the tree itself is wrong: say so now
+            raise PermanentError(f"Kustomization failed: {cond.get('message')}")
+        return cond.get("status") == "True" and applied.endswith(sha)
+
+    return check
+
+
+def test_commits_roll_out_through_flux_and_its_health_reads_ours(
+    cluster: Cluster,
+    namespace: str,
+    client: InClusterClient,
+    operator: OperatorProcess,
+    gitops: Gitops,
+) -> None:
+    ops = gitops
+    sha1, t1 = ops.commit("Serve iris-v1", "iris-v1", ["iris-v1"])
+    ops.start()
+    ops.until("v1 Ready through Flux", ready_at(sha1), timeout=300)
+    v1_took = time.monotonic() - t1
+    assert ops.md()["status"]["stable"]["modelVersion"] == "iris-v1"
+
+    url = f"http://{NAME}.{namespace}.svc.cluster.local/v2/models/{NAME}/infer"
+    wait_for("the Service to answer", lambda: client.request(url, body(SKEWED_ROWS[0]))[0] == 200)
+    client.start_load(url, [body(r) for r in SKEWED_ROWS], concurrency=4,
+                      max_requests=150_000, max_seconds=900)  # fmt: skip
+
+    # v2: in progress while the canary walks, Ready once promoted
+    sha2, t2 = ops.commit("Roll out iris-v2", "iris-v2", ["iris-v1", "iris-v2"])
+    walking: list[str] = []
+
+    def promoted(ks: dict[str, Any], st: dict[str, Any]) -> bool:
+        cond = flux.ready(ks)
+        if st.get("phase") == "Progressing" and (st.get("canary") or {}).get("weight", 0) > 0:
+            walking.append(f"{cond.get('status')} {cond.get('reason')}")
+        return ready_at(sha2)(ks, st) and promoted_to("iris-v2")(st)
+
+    ops.until("v2 promoted and Ready through Flux", promoted, timeout=360)
+    v2_took = time.monotonic() - t2
+    assert walking, "never saw the canary walk"
+    assert all(w == "Unknown Progressing" for w in walking), walking
+
+    # v3: rolled back; Flux fails on our object, the tree still names v3
+    sha3, t3 = ops.commit("Roll out iris-v3", "iris-v3", ["iris-v1", "iris-v2", "iris-v3"])
+
+    def failed_on_ours(ks: dict[str, Any], st: dict[str, Any]) -> bool:
+        cond = flux.ready(ks)
+        return (
+            rolled_back(st)
+            and flux.applied_sha(ks) == sha3
+            and cond.get("status") == "False"
+            and f"ModelDeployment/{namespace}/{NAME} status: 'Failed'" in cond.get("message", "")
+        )
+
+    ks, st = ops.until("v3 rolled back, the Kustomization failed", failed_on_ours, timeout=360)
+    v3_took = time.monotonic() - t3
+    cond = flux.ready(ks)
+    assert cond["reason"] == HEALTH_CHECK_FAILED, cond
+    assert "prediction-shift" in st["message"], st["message"]
+    md = ops.md()
+    assert md["spec"]["modelVersion"] == "iris-v3"
+    stalled = next(c for c in md["status"]["conditions"] if c["type"] == "Stalled")
+    assert stalled["status"] == "True", stalled
+    assert "prediction-shift" in stalled["message"], stalled
+    rollbacks = sum(h["outcome"] == "RolledBack" for h in md["status"]["history"])
+
+    # coalmine retry: the annotation survives Flux's next apply; v3 walks again and fails again
+    coalmine("retry", NAME, "-n", namespace, cluster=cluster)
+    ops.until(
+        "the retried v3 rolled back again",
+        lambda ks, st: (
+            rolled_back(st)
+            and sum(h["outcome"] == "RolledBack" for h in st.get("history", [])) == rollbacks + 1
+        ),
+        timeout=360,
+    )
+    token = ops.reconcile_now()
+    wait_for(
+        "Flux to apply the tree again",
+        lambda: ops.kustomization()["status"].get("lastHandledReconcileAt") == token,
+        timeout=120,
+    )
+    annotations = ops.md()["metadata"].get("annotations") or {}
+    assert "coalmine.dev/retry" in annotations, annotations
+
+    # a follow-up commit back to what stable serves: Ready, and no rollout
+    sha4, t4 = ops.commit("Back to iris-v2", "iris-v2", ["iris-v1", "iris-v2", "iris-v3"])
+    history = len(ops.md()["status"]["history"])
+    ops.until("back on v2, Ready through Flux", lambda ks, st: ready_at(sha4)(ks, st)
+              and st.get("phase") == "Healthy", timeout=180)  # fmt: skip
+    v4_took = time.monotonic() - t4
+    assert len(ops.md()["status"]["history"]) == history, "a change back to stable rolled out"
+
+    load = client.stop_load()
+    print(
+        f"\ncommit to Ready: v1 {v1_took:.0f}s, v2 {v2_took:.0f}s (promoted); "
+        f"commit to RolledBack: v3 {v3_took:.0f}s; back to v2: {v4_took:.0f}s"
+        f"\nrequests ok {load['ok']}, failed {load['failed']}, versions {load['versions']}"
+    )
+    assert load["failed"] == 0, load["errors"]
+    assert load["versions"].get("v2", 0) > 0, load
+    assert load["versions"].get("v3", 0) > 0, load
