@@ -2,6 +2,10 @@
 (`DEMO_PACE=fast`, the cluster the tests use named by KUBECONFIG), in namespaces of its own
 (`demo-t-*`, a distinct Helm release); `make demo-down` removes it afterwards.
 
+With COALMINE_DEMO=ran it runs nothing and checks the demo that just ran with its defaults
+(`.ci/run` does so: it runs `DEMO_PACE=fast make demo` right after `make test`, so CI does not
+run the demo twice); with COALMINE_DEMO=after it is skipped, because that check comes later.
+
 It asserts the story the demo tells, from the result.json it writes: v2 promoted, v3 rolled
 back by prediction shift, no failed client request (v3 only shifts predictions, so none may
 fail even at its canary share), a report naming the rollback, and that report rendered by a
@@ -26,6 +30,8 @@ from coalmine.cli import report
 from tests.support.cluster import REPO, Cluster
 from tests.support.steps import tail
 
+MODE = "COALMINE_DEMO"
+RAN, AFTER = "ran", "after"
 CHROMIUM_MISSING = (
     "chromium is not installed: the report's screenshot needs Debian's `chromium`"
     " (make host-deps installs it)"
@@ -43,10 +49,17 @@ def make(target: str, env: dict[str, str], log: Path, timeout: float) -> None:
 
 @pytest.fixture(scope="module")
 def config(
-    cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SimpleNamespace]:
     """Where the demo runs; `make demo-down` removes it all afterwards. The session's CRDs
     are there first (`crds`), so the demo never deletes CRDs other tests use."""
+    mode = os.environ.get(MODE, "")
+    if mode == AFTER:
+        pytest.skip(f"{MODE}={AFTER}: the demo runs after this session, and is checked then")
+    if mode == RAN:  # the demo as README runs it: its default namespace and output
+        yield SimpleNamespace(namespace="coalmine-demo", out=REPO / "_out" / "demo", env=None)
+        return
+    request.getfixturevalue("crds")
     suffix = uuid.uuid4().hex[:6]
     out = tmp_path_factory.mktemp("demo")
     env = {
@@ -65,9 +78,10 @@ def config(
 
 @pytest.fixture(scope="module")
 def result(config: SimpleNamespace) -> Any:
-    log = config.out / "make-demo.log"
-    make("demo", config.env, log, timeout=1800)
-    print(log.read_text())  # the demo's own narration, in the test's output
+    log = config.out / "make-demo.log"  # .ci/run tees its own `make demo` there
+    if config.env is not None:
+        make("demo", config.env, log, timeout=1800)
+        print(log.read_text())  # the demo's own narration, in the test's output
     data = json.loads((config.out / "result.json").read_text())
     return SimpleNamespace(
         rollouts=[SimpleNamespace(**r) for r in data["rollouts"]],
