@@ -1,7 +1,10 @@
 """Routing and handlers for the V2, V1, health and metrics endpoints.
 
 Only inference endpoints are counted in the request metrics, so probes and
-scrapes never dilute the error rate the operator computes.
+scrapes never dilute the error rate the operator computes. Under overload an
+inference request is refused with a 503 and Retry-After before it is even
+decoded (batching.py says when); probes keep answering, so overload never turns
+a pod unready: docs/serving.md says why.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import orjson
 
 from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
 from coalmine_serving.batching import Batcher
-from coalmine_serving.errors import NotFound, ServingError
+from coalmine_serving.errors import NotFound, Overloaded, ServingError
 from coalmine_serving.http import JSON, OCTETS, Request, Respond, error_body
 from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
@@ -38,6 +41,7 @@ class App:
         max_batch_size: int,
         max_batch_wait_ms: float,
         max_rows: int,
+        max_queue_ms: float = 0.0,
     ) -> None:
         self.name = name
         self.version = version
@@ -50,6 +54,8 @@ class App:
             metrics.batch,
             max_batch_size=max_batch_size,
             max_wait_ms=max_batch_wait_ms,
+            max_queue_ms=max_queue_ms,
+            on_shed=metrics.shed,
         )
         self.proba_batcher = (
             None
@@ -59,6 +65,8 @@ class App:
                 lambda x, out: metrics.batch(x, outputs.labels(out)),
                 max_batch_size=max_batch_size,
                 max_wait_ms=max_batch_wait_ms,
+                max_queue_ms=max_queue_ms,
+                on_shed=metrics.shed,
             )
         )
         self._metadata = protocol_v2.model_metadata(name, version, model)
@@ -96,6 +104,7 @@ class App:
         try:
             if request.method != b"POST":
                 raise ServingError("use POST for inference", status=405)
+            self.admit()
             x: Rows
             if protocol == "v2":
                 v2 = protocol_v2.decode(
@@ -105,14 +114,19 @@ class App:
             else:
                 x, wanted = protocol_v1.decode(request.body, self.model, self.max_rows)
         except ServingError as exc:
-            respond(exc.status, error_body(exc.message), JSON)
+            retry = exc.retry_after if isinstance(exc, Overloaded) else None
+            respond(exc.status, error_body(exc.message), JSON, retry_after=retry)
             self.metrics.request(protocol, exc.status, time.perf_counter() - started)
             return
 
         def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():  # the client went away; nobody to answer
+                return
             exc = future.exception()
-            status, content_type, json_length = 200, JSON, None
-            if exc is not None:
+            status, content_type, json_length, retry = 200, JSON, None, None
+            if isinstance(exc, Overloaded):
+                status, body, retry = exc.status, error_body(exc.message), exc.retry_after
+            elif exc is not None:
                 status, body = 500, error_body(str(exc))
             elif v2 is not None and v2.binary:
                 content_type = OCTETS
@@ -125,10 +139,18 @@ class App:
                 )
             else:
                 body = protocol_v1.encode(future.result(), wanted, self.model.classes)
-            respond(status, body, content_type, json_length)
+            respond(status, body, content_type, json_length, retry)
             self.metrics.request(protocol, status, time.perf_counter() - started)
 
-        self.batcher_for(wanted).submit(x).add_done_callback(done)
+        future = self.batcher_for(wanted).submit(x)
+        future.add_done_callback(done)
+        request.on_lost = future.cancel
+
+    def admit(self) -> None:
+        """Refuse (`Overloaded`) when either batcher's queued work outlasts the budget."""
+        self.batcher.admit()
+        if self.proba_batcher is not None:
+            self.proba_batcher.admit()
 
     def batcher_for(self, wanted: tuple[str, ...]) -> Batcher:
         """The batches that answer ``wanted``: probabilities (labels travel with them) or labels."""

@@ -32,6 +32,8 @@ class Settings:
     variant: str = ""
     max_batch_size: int = 64
     max_batch_wait_ms: float = 0.0
+    max_queue_ms: float = 50.0
+    """The queueing budget: a request that would wait longer is refused (503); 0 queues all."""
     max_body_bytes: int = 4 * 1024 * 1024
     max_rows: int = 10_000
     allow_unsafe_pickle: bool = False
@@ -100,6 +102,12 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
         default=env_or("max-batch-wait-ms", defaults.max_batch_wait_ms),
     )
     p.add_argument(
+        "--max-queue-ms",
+        type=float,
+        default=env_or("max-queue-ms", defaults.max_queue_ms),
+        help="refuse (503, Retry-After) a request that would queue longer; 0: never refuse",
+    )
+    p.add_argument(
         "--max-body-bytes", type=int, default=env_or("max-body-bytes", defaults.max_body_bytes)
     )
     p.add_argument("--max-rows", type=int, default=env_or("max-rows", defaults.max_rows))
@@ -134,6 +142,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
         p.error(f"--grpc-port must be 0 (off) or a port up to {MAX_PORT}")
     if settings.grpc_port == settings.port:
         p.error("--grpc-port must differ from --port")
-    if settings.max_batch_wait_ms < 0 or settings.drain_seconds < 0:
-        p.error("--max-batch-wait-ms and --drain-seconds must not be negative")
+    for field in ("max_batch_wait_ms", "max_queue_ms", "drain_seconds"):
+        if getattr(settings, field) < 0:
+            p.error(f"--{field.replace('_', '-')} must not be negative")
     return settings

@@ -27,5 +27,18 @@ class NotFound(ServingError):
     status = 404
 
 
+class Overloaded(ServingError):
+    """Refused now rather than answered late: the queue's wait is over its budget.
+
+    ``retry_after`` (whole seconds, at least 1) is when the queue should have drained.
+    """
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class LoadError(Exception):
     """The artifact cannot be served; its message is the one-line exit reason."""

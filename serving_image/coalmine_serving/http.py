@@ -18,10 +18,16 @@ import orjson
 
 
 class Respond(Protocol):
-    """Answer a request; ``json_length`` sends Inference-Header-Content-Length (binary data)."""
+    """Answer a request; ``json_length`` sends Inference-Header-Content-Length (binary data),
+    ``retry_after`` a Retry-After in seconds (a refusal under overload)."""
 
     def __call__(
-        self, status: int, body: bytes, content_type: bytes, json_length: int | None = None
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        json_length: int | None = None,
+        retry_after: int | None = None,
     ) -> None: ...
 
 
@@ -50,6 +56,8 @@ class Request:
     keep_alive: bool
     inference_header: bytes | None = None
     """Inference-Header-Content-Length: the body's JSON part ends there (binary data)."""
+    on_lost: Callable[[], object] | None = None
+    """Set by the handler while it computes: called if the client goes before the answer."""
 
 
 def error_body(message: str) -> bytes:
@@ -76,6 +84,7 @@ class HttpProtocol(asyncio.Protocol):
     __slots__ = (
         "_body",
         "_conns",
+        "_current",
         "_handler",
         "_inference_header",
         "_max_body",
@@ -98,6 +107,7 @@ class HttpProtocol(asyncio.Protocol):
         self._size = 0
         self._inference_header: bytes | None = None
         self._pending: list[Request] = []
+        self._current: Request | None = None
         self.busy = False
 
     # asyncio callbacks
@@ -108,6 +118,12 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._conns.open.discard(self)
         self._transport = None
+        self._abandon()
+
+    def eof_received(self) -> None:
+        """The client closed its side: it will not read an answer, so none is computed
+        (the transport then closes, as asyncio's default)."""
+        self._abandon()
 
     def data_received(self, data: bytes) -> None:
         if self._transport is None:
@@ -160,6 +176,12 @@ class HttpProtocol(asyncio.Protocol):
             self._dispatch(request)
 
     # internals
+    def _abandon(self) -> None:
+        """Nobody will read the answer to the request in hand: do not compute it."""
+        current, self._current = self._current, None
+        if current is not None and current.on_lost is not None:
+            current.on_lost()
+
     def _too_large(self) -> None:
         self._fail(413, f"request body larger than {self._max_body} bytes (--max-body-bytes)")
         raise httptools.HttpParserError("body too large")  # stops the parser
@@ -169,12 +191,18 @@ class HttpProtocol(asyncio.Protocol):
 
     def _dispatch(self, request: Request) -> None:
         self.busy = True
+        self._current = request
         keep_alive = request.keep_alive
 
         def respond(
-            status: int, body: bytes, content_type: bytes, json_length: int | None = None
+            status: int,
+            body: bytes,
+            content_type: bytes,
+            json_length: int | None = None,
+            retry_after: int | None = None,
         ) -> None:
-            self._write(status, body, content_type, keep_alive, json_length)
+            self._current = None
+            self._write(status, body, content_type, keep_alive, json_length, retry_after)
             self.busy = False
             if self._pending and self._transport is not None:
                 # Next loop turn, not recursion: a long pipeline must not grow the stack.
@@ -197,6 +225,7 @@ class HttpProtocol(asyncio.Protocol):
         content_type: bytes,
         keep_alive: bool,
         json_length: int | None = None,
+        retry_after: int | None = None,
     ) -> None:
         transport = self._transport
         if transport is None:
@@ -205,6 +234,8 @@ class HttpProtocol(asyncio.Protocol):
         extra = b"" if keep_alive else b"connection: close\r\n"
         if json_length is not None:
             extra += b"%s: %d\r\n" % (INFERENCE_HEADER, json_length)
+        if retry_after is not None:
+            extra += b"retry-after: %d\r\n" % retry_after
         transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s\r\n%s"
             % (status, REASONS.get(status, b"Unknown"), content_type, len(body), extra, body)

@@ -29,6 +29,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from coalmine_serving.batching import DISCONNECTED, EXPIRED, REFUSED
 from coalmine_serving.drift import DriftTracker
 
 LATENCY_BUCKETS = (
@@ -73,7 +74,7 @@ class Metrics:
         )
         self._latency = Histogram(
             "coalmine_request_duration_seconds",
-            "Time from a complete request to its response being written.",
+            "Time from a complete request to its response being written, time queued included.",
             [*LABELS, "protocol"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -85,6 +86,14 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         ).labels(*self.labels)
+        shed = Counter(
+            "coalmine_requests_shed",
+            "Inference requests not computed: refused or expired under overload (answered"
+            " 503 with Retry-After), or dropped because the client had gone.",
+            [*LABELS, "reason"],
+            registry=self.registry,
+        )
+        self._shed = {r: shed.labels(*self.labels, r) for r in (REFUSED, EXPIRED, DISCONNECTED)}
         self._bound: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
         self.predictions = PredictionStats(self.labels, is_classifier)
         self.registry.register(self.predictions)
@@ -109,6 +118,10 @@ class Metrics:
         if errors is not None:
             errors.inc()
         latency.observe(seconds)
+
+    def shed(self, reason: str) -> None:
+        """Count one request not computed, by reason (batching.REFUSED, EXPIRED, ...)."""
+        self._shed[reason].inc()
 
     def batch(self, x: npt.NDArray[np.float64], outputs: npt.NDArray[Any]) -> None:
         """Record one model call: its size, its predictions and input drift."""

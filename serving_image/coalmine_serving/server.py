@@ -183,6 +183,7 @@ async def _serve(
         metrics,
         max_batch_size=settings.max_batch_size,
         max_batch_wait_ms=settings.max_batch_wait_ms,
+        max_queue_ms=settings.max_queue_ms,
         max_rows=settings.max_rows,
     )
     connections = Connections()

@@ -1,7 +1,8 @@
-"""Tiny models for the serving tests, and a model that fails on purpose."""
+"""Tiny models for the serving tests: one that fails on purpose, one that is slow."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -19,3 +20,16 @@ class FailingModel:
         if np.any(x == POISON):
             raise RuntimeError("poisoned row")
         return np.zeros(x.shape[0], dtype=np.int64)
+
+
+class SlowModel:
+    """Predicts 0 after `SLOW_SECONDS` per call, whatever the batch: a server at capacity."""
+
+    n_features_in_ = 3
+
+    def predict(self, x: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        time.sleep(SLOW_SECONDS)
+        return np.zeros(x.shape[0], dtype=np.int64)
+
+
+SLOW_SECONDS = 0.1

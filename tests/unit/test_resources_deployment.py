@@ -90,6 +90,13 @@ def test_server_contract_env() -> None:
     }
 
 
+def test_the_queueing_budget_reaches_the_server_only_when_set() -> None:
+    """Unset, the pod template is what it was before the knob existed: no new revision."""
+    assert "COALMINE_MAX_QUEUE_MS" not in env(build_deployment(md(), mv(), "stable", 1))
+    budget = build_deployment(md(serving={"maxQueueMs": 0}), mv(), "stable", 1)
+    assert env(budget)["COALMINE_MAX_QUEUE_MS"] == "0"
+
+
 def test_reference_is_optional() -> None:
     assert "COALMINE_REFERENCE" not in env(build_deployment(md(), mv(reference=None), "stable", 1))
 

@@ -248,6 +248,9 @@ class Serving(ApiModel):
     """Most requests merged into one prediction call; 1 disables batching."""
     max_batch_wait_ms: int = Field(default=0, ge=0, le=10000)
     """How long a batch may wait to fill up; 0 merges only requests already queued."""
+    max_queue_ms: int | None = Field(default=None, ge=0, le=60000)
+    """Queueing budget: a request that would wait longer is refused with 503 and Retry-After
+    (0 queues everything); unset, the server's default of 50 ms."""
     image: Image | None = None
     """Serving image for every version of this deployment; overrides the ModelVersion's."""
 

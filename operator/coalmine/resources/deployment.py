@@ -199,6 +199,8 @@ def _env(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> l
         "COALMINE_MAX_BATCH_SIZE": str(serving.max_batch_size),
         "COALMINE_MAX_BATCH_WAIT_MS": str(serving.max_batch_wait_ms),
     }
+    if serving.max_queue_ms is not None:  # unset leaves pod templates as they were
+        values["COALMINE_MAX_QUEUE_MS"] = str(serving.max_queue_ms)
     signature = server_signature(mv)
     if signature is not None:
         values["COALMINE_SIGNATURE"] = signature

@@ -80,6 +80,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         app = self._app
         try:
             app.check_model(request.model_name, request.model_version or None)
+            app.admit()
             x, wanted = codec.decode(request, app.model, app.max_rows)
             out = await app.batcher_for(wanted).submit(x)
         except ServingError as exc:
