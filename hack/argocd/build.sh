@@ -17,23 +17,23 @@
 # with this machine's Go 1.26 and supports Kubernetes 1.34 (Argo CD 3.2 is
 # tested on 1.31 to 1.34; its go.mod requires go 1.25.5 and k8s.io 0.34.0).
 # The newer lines were refused, each for a reason a version bump must check:
-#   - v3.6.0, v3.6.1 (`go list -m -versions github.com/argoproj/argo-cd/v3`):
-#     go.mod says `go 1.27.0` (Go 1.26.8: "go: module github.com/argoproj/
-#     argo-cd/v3@v3.6.1 requires go >= 1.27.0 (running go 1.26.8)"), builds
-#     on k8s.io 0.37 / Kubernetes 1.37 libraries, and requires
-#     github.com/argoproj/argo-cd/gitops-engine/v3 v3.6.1, replaced by
-#     ./gitops-engine, a nested module the zip leaves out; the published
-#     gitops-engine/v3 v3.6.0 and v3.6.1 fail `go get` and `go mod tidy` even
-#     on Go 1.27.3.
+#   - v3.6.0, v3.6.1 (`go list -m -versions github.com/argoproj/argo-cd/v3`;
+#     Kubernetes 1.34 to 1.37, k8s.io 0.37): go.mod says `go 1.27.0`. In a
+#     copy of the zip, any go command: "go: go.mod requires go >= 1.27.0
+#     (running go 1.26.8; GOTOOLCHAIN=local)"; `go mod download -json
+#     github.com/argoproj/argo-cd/gitops-engine/v3@v3.6.1` (the engine, now a
+#     published module, replaced by the nested ./gitops-engine that the zip
+#     leaves out) serves the zip but answers "requires go >= 1.27.0". The
+#     engine's v3.6.0 and v3.6.1 also failed `go get` and `go mod tidy` on Go
+#     1.27.3. A later try: GOTOOLCHAIN=go1.27.3 and the replace dropped.
 #   - v3.4.x, v3.5.x: gitops-engine lives in the argo-cd repository as the
 #     nested module github.com/argoproj/argo-cd/gitops-engine, replaced by
 #     ./gitops-engine, which the zip leaves out; the placeholder version the
 #     go.mod requires is refused: `go list -m -json github.com/argoproj/argo-cd/
-#     gitops-engine@v0.7.1-0.20250908182407-97ad5b59a627` -> "reading
-#     https://proxy.golang.org/github.com/argoproj/argo-cd/gitops-engine/@v/
-#     v0.7.1-0.20250908182407-97ad5b59a627.info: 403 Forbidden, server
-#     response: This module version is not available." (no version of that
-#     module is listed). The old separate module github.com/argoproj/
+#     gitops-engine@v0.7.1-0.20250908182407-97ad5b59a627` -> "reading .../
+#     github.com/argoproj/argo-cd/gitops-engine/@v/v0.7.1-0.20250908182407-
+#     97ad5b59a627.info: 403 Forbidden, server response: This module version
+#     is not available." (`go list -m -versions` lists none of that module). The old separate module github.com/argoproj/
 #     gitops-engine cannot stand in: its packages import themselves under the
 #     old path, so argo-cd and gitops-engine would see two copies of each type.
 #   - v3.3.x: requires github.com/argoproj/gitops-engine v0.7.1-0.20250908182407-
@@ -46,11 +46,26 @@
 #   - v3.2.12 requires github.com/argoproj/gitops-engine v0.7.1-0.
 #     20260512161450-ff8d2f5207dc, the separate repository's release branch,
 #     served, with no replace to a directory: its own go.mod builds as it is.
+#     But the proxy's v3.2.12 does not compile as served: "controller/cache/
+#     info.go:51:23: undefined: settings.ValidateExternalURL". Its zip is the
+#     tag's first commit (1966269f, "Bump version to 3.2.12", 2026-05-12
+#     20:52 UTC; the proxy keeps a version as it first saw it); the tag was then
+#     moved to 4caf2709, two commits on: "fix(lint): unnecessary nesting"
+#     (#27819, the same code in controller/cache/info.go restructured) and
+#     "fix: export url validation function" (#27816: util/settings renames
+#     validateExternalURL to ValidateExternalURL, 6 lines). The proxy refuses
+#     that commit ("v3.2.13-0.20260513014731-4caf2709419b.info: 403
+#     Forbidden"), so this script makes #27816's rename in the copy; the zip
+#     and the tag's first commit are otherwise the same tree (less the
+#     symlinks and the nested module a zip leaves out). v3.2.11 compiles but
+#     lacks v3.2.12's security fixes (the annotation link URL validation among
+#     them, the very code that failed).
 #
-# Built as a main module, from a copy of the module zip with upstream's go.mod
-# and go.sum unchanged (`go install` refuses a module with replace directives;
+# Built as a main module, from a copy of the module zip (with the v3.2.12 fix
+# above) and upstream's go.mod and go.sum unchanged (`go install` refuses a module with replace directives;
 # upstream's replaces all name module versions). The web UI (ui/dist/app) is
-# empty in the zip (its placeholder keeps the //go:embed valid): this build
+# empty in the zip but for upstream's placeholder file ui/dist/app/gitkeep, which
+# keeps the //go:embed valid: no build tag needed): this build
 # has no UI, and no argocd-server is run anyway. Version data as upstream's
 # Makefile sets it (common.version from VERSION, kubectlVersion from go.mod,
 # buildDate the module's time; no gitCommit: the proxy does not say it).
@@ -117,6 +132,13 @@ if [[ ! -x $bin || ! -d $dir/crds ]]; then
 print(" ".join(r["Old"]["Path"] + "=>" + r["New"]["Path"] for r in json.load(sys.stdin).get("Replace") or [] if not r["New"].get("Version")))')"
   [[ -z $dir_replaces ]] ||
     die "$ARGOCD_VERSION replaces by a directory that its module zip leaves out ($dir_replaces): see the header of $0"
+  # See above: upstream's own fix for the proxy's v3.2.12, made only where it applies.
+  if [[ $ARGOCD_VERSION == v3.2.12 ]]; then
+    grep -q '^func validateExternalURL(' "$work/util/settings/settings.go" ||
+      die "argo-cd v3.2.12's util/settings changed: review the ValidateExternalURL fix in $0"
+    sed -i 's/\bvalidateExternalURL\b/ValidateExternalURL/g' \
+      "$work/util/settings/settings.go" "$work/util/settings/settings_test.go"
+  fi
   mkdir -p "$dir/crds.tmp"
   cp "$src/manifests/crds/application-crd.yaml" "$src/manifests/crds/appproject-crd.yaml" "$dir/crds.tmp/"
   chmod -R u+w "$dir/crds.tmp"
