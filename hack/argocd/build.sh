@@ -77,6 +77,13 @@
 # (--server-side: the Application CRD is too large for the last-applied
 # annotation of a client-side apply).
 #
+# Cold, the binary takes about half an hour with GOFLAGS=-p=1 on a busy 2-core
+# machine (2,274 packages; 29 minutes measured at a load of 4 to 8), the Debian
+# base with git, tini and redis-server 5 minutes. The binary is static and
+# stripped, 149 MB (every Argo CD program and the CLI; no UI); the image is
+# 364 MB, one uncompressed layer (the base 220 MB of it: Python, which every
+# base has, and git's Perl). A cached run only copies the archive (1 s).
+#
 # Environment: ARGOCD_VERSION, COALMINE_CACHE, COALMINE_IMAGES_OUT, GOFLAGS
 # (e.g. -p=1 on a busy machine). Run as root (chroot, numeric owners).
 set -euo pipefail
