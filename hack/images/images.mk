@@ -3,7 +3,7 @@
 IMAGES_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 IMAGES_REPO := $(abspath $(IMAGES_DIR)/../..)
 
-.PHONY: images image-serving image-operator image-test-http image-traefik image-flux image-base
+.PHONY: images image-serving image-operator image-test-http image-traefik image-flux image-argocd image-base
 
 images: image-serving image-operator image-test-http ## build every image into _out/images/
 
@@ -21,6 +21,9 @@ image-traefik: ## coalmine/traefik: the Gateway API implementation the gatewayAP
 
 image-flux: ## coalmine/flux-source-controller and flux-kustomize-controller, and their CRDs: the GitOps e2e's Flux
 	bash $(IMAGES_REPO)/hack/flux/build.sh >/dev/null
+
+image-argocd: ## coalmine/argocd (application controller, repo-server, Redis, git), and its CRDs: the GitOps e2e's Argo CD
+	bash $(IMAGES_REPO)/hack/argocd/build.sh >/dev/null
 
 image-base: ## the cached Debian 12 base rootfs alone
 	bash $(IMAGES_REPO)/hack/images/debian-base.sh >/dev/null
