@@ -27,35 +27,11 @@ import pytest
 from tests.support import flux
 from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, PermanentError, wait_for
+from tests.support.gitops import NAME, NODE_IP, Repository, Run, rollbacks
 from tests.support.gitserver import GitServer
 from tests.support.operator import OperatorProcess
-from tests.support.rollout import (
-    INTERVAL,
-    SKEWED_ROWS,
-    body,
-    coalmine,
-    metric,
-    promoted_to,
-    rolled_back,
-    strategy,
-)
+from tests.support.rollout import SKEWED_ROWS, body, coalmine, promoted_to, rolled_back
 
-NAME = "iris"
-KUSTOMIZATION_TIMEOUT = "5m"
-# The rollout e2e tests time latency; here the faulty model only shifts predictions, and
-# latency is bounded loosely so that a busy machine never rolls back the good version.
-ANALYSIS = {
-    "analysis": {
-        "interval": INTERVAL,
-        "count": 2,
-        "metrics": [
-            metric("error-rate", "errorRate", 0.05),
-            metric("latency-p99", "latencyP99", 250),
-            metric("prediction-shift", "predictionShift", 0.2),
-        ],
-    }
-}
-STRATEGY = strategy([{"setWeight": 25}, ANALYSIS, {"setWeight": 50}, ANALYSIS])
 HEALTH_CHECK_FAILED = "HealthCheckFailed"  # kustomize-controller's reason
 
 
@@ -67,109 +43,15 @@ def installed(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def git(tmp_path: Path, installed: None) -> Iterator[GitServer]:
-    with GitServer(tmp_path / "git", host=flux.NODE_IP) as server:
-        yield server
-
-
-def in_git(doc: dict[str, Any]) -> dict[str, Any]:
-    """A manifest as a user keeps it in Git: no namespace (the Kustomization sets it)."""
-    meta = {k: v for k, v in doc["metadata"].items() if k != "namespace"}
-    return {**doc, "metadata": meta}
-
-
-class Gitops:
-    """One repository, one GitRepository and one Kustomization applying it to `namespace`."""
-
-    def __init__(self, cluster: Cluster, git: GitServer, namespace: str, models: dict[str, Any]):
-        self.cluster, self.namespace, self.models = cluster, namespace, models
-        self.repo = flux.GitOpsRepo(git.root / "models")
-        self.name = f"models-{namespace}"
-        self.url = git.url("models")
-        self.timeline: list[str] = []
-
-    def start(self) -> None:
-        self.cluster.apply(
-            flux.git_repository(self.name, self.url, interval="5s"),
-            flux.kustomization(self.name, self.name, "./deploy", self.namespace,
-                               interval="10s", timeout=KUSTOMIZATION_TIMEOUT),
-        )  # fmt: skip
-
-    def commit(self, message: str, serve: str, registered: list[str]) -> tuple[str, float]:
-        md = {
-            "apiVersion": "coalmine.dev/v1alpha1",
-            "kind": "ModelDeployment",
-            "metadata": {"name": NAME},
-            "spec": {"modelVersion": serve, "replicas": 2, "strategy": STRATEGY},
-        }
-        files = {
-            "deploy/modelversions.yaml": [in_git(self.models[v]) for v in registered],
-            "deploy/iris.yaml": [md],
-        }
-        return self.repo.commit(message, files), time.monotonic()
-
-    def reconcile_now(self) -> str:
-        """Ask for a reconcile at once, as `flux reconcile kustomization` does; the token."""
-        token = str(time.time_ns())
-        self.cluster.kubectl(
-            "-n", flux.NAMESPACE, "annotate", "--overwrite", "kustomization", self.name,
-            f"{flux.REQUESTED_AT}={token}",
-        )  # fmt: skip
-        return token
-
-    def stop(self) -> None:
-        self.cluster.kubectl(
-            "-n", flux.NAMESPACE, "delete", "kustomization,gitrepository", self.name,
-            "--wait=false", check=False,
-        )  # fmt: skip
-
-    def kustomization(self) -> dict[str, Any]:
-        return self.cluster.get("kustomization", self.name, flux.NAMESPACE)
-
-    def md(self) -> dict[str, Any]:
-        return self.cluster.get("modeldeployment", NAME, self.namespace)
-
-    def observe(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The Kustomization's Ready condition and the ModelDeployment's status, logged
-        whenever either changes (the timeline the test prints)."""
-        ks = self.kustomization()
-        md = self.cluster.find("modeldeployment", NAME, self.namespace) or {}
-        cond, st = flux.ready(ks), md.get("status") or {}
-        line = (
-            f"Kustomization Ready={cond.get('status', '-')} {cond.get('reason', '')}: "
-            f"{cond.get('message', '')[:140]} | ModelDeployment {st.get('phase', '-')}"
-            f" stable {(st.get('stable') or {}).get('modelVersion', '-')}"
-            f" canary {(st.get('canary') or {}).get('modelVersion', '-')}"
-            f" {st.get('message', '')[:120]}"
-        )
-        if not self.timeline or self.timeline[-1].partition("  ")[2] != line:
-            self.timeline.append(f"{time.strftime('%H:%M:%S')}  {line}")
-        return ks, st
-
-    def until(
-        self, what: str, done: Callable[[dict[str, Any], dict[str, Any]], bool], timeout: float
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        def check() -> tuple[dict[str, Any], dict[str, Any]] | None:
-            ks, st = self.observe()
-            return (ks, st) if done(ks, st) else None
-
-        try:
-            seen: tuple[dict[str, Any], dict[str, Any]] = wait_for(
-                what, check, timeout=timeout, interval=1
-            )
-            return seen
-        finally:
-            print("\n".join(["", f"-- {what}", *self.timeline]))
-            self.timeline = self.timeline[-1:]
-
-
-@pytest.fixture
-def gitops(
-    cluster: Cluster, git: GitServer, namespace: str, models: dict[str, Any]
-) -> Iterator[Gitops]:
-    ops = Gitops(cluster, git, namespace, models)
-    yield ops
-    ops.stop()
+def kustomization(
+    cluster: Cluster, tmp_path: Path, namespace: str, installed: None
+) -> Iterator[tuple[flux.Kustomization, Repository]]:
+    """A repository served from this host, and the Kustomization that applies it."""
+    with GitServer(tmp_path / "git", host=NODE_IP) as git:
+        repo = Repository(git.root / "models")
+        ks = flux.Kustomization(cluster, git.url("models"), namespace, timeout="5m")
+        yield ks, repo
+        ks.stop()
 
 
 def ready_at(sha: str) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
@@ -191,11 +73,13 @@ def test_commits_roll_out_through_flux_and_its_health_reads_ours(
     namespace: str,
     client: InClusterClient,
     operator: OperatorProcess,
-    gitops: Gitops,
+    models: dict[str, Any],
+    kustomization: tuple[flux.Kustomization, Repository],
 ) -> None:
-    ops = gitops
+    tool, repo = kustomization
+    ops = Run(cluster, repo, tool, namespace, models)
     sha1, t1 = ops.commit("Serve iris-v1", "iris-v1", ["iris-v1"])
-    ops.start()
+    tool.start()
     ops.until("v1 Ready through Flux", ready_at(sha1), timeout=300)
     v1_took = time.monotonic() - t1
     assert ops.md()["status"]["stable"]["modelVersion"] == "iris-v1"
@@ -242,22 +126,19 @@ def test_commits_roll_out_through_flux_and_its_health_reads_ours(
     stalled = next(c for c in md["status"]["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True", stalled
     assert "prediction-shift" in stalled["message"], stalled
-    rollbacks = sum(h["outcome"] == "RolledBack" for h in md["status"]["history"])
+    before = rollbacks(md["status"])
 
     # coalmine retry: the annotation survives Flux's next apply; v3 walks again and fails again
     coalmine("retry", NAME, "-n", namespace, cluster=cluster)
     ops.until(
         "the retried v3 rolled back again",
-        lambda ks, st: (
-            rolled_back(st)
-            and sum(h["outcome"] == "RolledBack" for h in st.get("history", [])) == rollbacks + 1
-        ),
+        lambda ks, st: rolled_back(st) and rollbacks(st) == before + 1,
         timeout=360,
     )
-    token = ops.reconcile_now()
+    token = tool.reconcile_now()
     wait_for(
         "Flux to apply the tree again",
-        lambda: ops.kustomization()["status"].get("lastHandledReconcileAt") == token,
+        lambda: tool.get()["status"].get("lastHandledReconcileAt") == token,
         timeout=120,
     )
     annotations = ops.md()["metadata"].get("annotations") or {}

@@ -2,14 +2,12 @@
 
 `install` builds source-controller and kustomize-controller from Go modules
 (hack/flux/build.sh, cached after the first build), loads their images and applies their
-CRDs and Deployments. `GitOpsRepo` is a work tree that `tests.support.gitserver` serves on
-the node's bridge address, the only host address pods reach. A commit in it is what the
-next fetch of the `GitRepository` sees, as a push to a forge would be.
+CRDs and Deployments; the rest builds the objects a user writes and reads their health.
 """
 
 from __future__ import annotations
 
-import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,16 +15,14 @@ from typing import Any
 import yaml
 
 from tests.support.cluster import REPO, Cluster
+from tests.support.gitops import BRANCH
 from tests.support.images import IMAGES
 from tests.support.steps import LOGS, run_step, to_stderr
 
 NAMESPACE = "flux-system"
 HEALTH_CHECKS = REPO / "gitops" / "flux" / "health-checks.yaml"
 CONTROLLERS = ("source-controller", "kustomize-controller")
-NODE_IP = "10.244.0.1"  # hack/localcluster/lib.sh: the bridge's own address
-BRANCH = "main"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"  # what `flux reconcile` sets
-AUTHOR = ["-c", "user.name=Coalmine tests", "-c", "user.email=tests@coalmine.invalid"]
 
 
 def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
@@ -48,31 +44,6 @@ def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
             "-n", NAMESPACE, "rollout", "status", f"deployment/{name}", "--timeout=180s",
             timeout=200,
         )  # fmt: skip
-
-
-class GitOpsRepo:
-    """A Git work tree of manifests; `commit` writes files and records them on `main`."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        self._git("init", "-q", "-b", BRANCH)
-
-    def _git(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["git", *AUTHOR, *args], cwd=self.path, capture_output=True, text=True, check=True
-        )
-        return proc.stdout.strip()
-
-    def commit(self, message: str, files: dict[str, list[dict[str, Any]]]) -> str:
-        """Write each file's documents as YAML, commit them all; the new commit's SHA."""
-        for name, docs in files.items():
-            target = self.path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-        self._git("add", "-A")
-        self._git("commit", "-q", "-m", message)
-        return self._git("rev-parse", "HEAD")
 
 
 def git_repository(name: str, url: str, interval: str) -> dict[str, Any]:
@@ -117,3 +88,43 @@ def applied_sha(obj: dict[str, Any]) -> str:
     """The commit a Kustomization last applied (`main@sha1:SHA`): its SHA, or ''."""
     revision = str((obj.get("status") or {}).get("lastAttemptedRevision") or "")
     return revision.rpartition(":")[2]
+
+
+class Kustomization:
+    """One GitRepository and one Kustomization that applies its deploy/ to `namespace`."""
+
+    def __init__(self, cluster: Cluster, url: str, namespace: str, timeout: str) -> None:
+        self.cluster, self.url, self.namespace, self.timeout = cluster, url, namespace, timeout
+        self.name = f"models-{namespace}"
+
+    def start(self) -> None:
+        self.cluster.apply(
+            git_repository(self.name, self.url, interval="5s"),
+            kustomization(self.name, self.name, "./deploy", self.namespace,
+                          interval="10s", timeout=self.timeout),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self.cluster.kubectl(
+            "-n", NAMESPACE, "delete", "kustomization,gitrepository", self.name,
+            "--wait=false", check=False,
+        )  # fmt: skip
+
+    def reconcile_now(self) -> str:
+        """Ask for a reconcile at once, as `flux reconcile kustomization` does; the token."""
+        token = str(time.time_ns())
+        self.cluster.kubectl(
+            "-n", NAMESPACE, "annotate", "--overwrite", "kustomization", self.name,
+            f"{REQUESTED_AT}={token}",
+        )  # fmt: skip
+        return token
+
+    def get(self) -> dict[str, Any]:
+        return self.cluster.get("kustomization", self.name, NAMESPACE)
+
+    def describe(self, obj: dict[str, Any]) -> str:
+        cond = ready(obj)
+        return (
+            f"Kustomization Ready={cond.get('status', '-')} {cond.get('reason', '')}: "
+            f"{cond.get('message', '')[:140]}"
+        )
