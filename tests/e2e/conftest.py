@@ -11,6 +11,8 @@ import pytest
 from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, ensure_namespace
 from tests.support.crds import install_crds
+from tests.support.gitops import NODE_IP, Repository
+from tests.support.gitserver import GitServer
 from tests.support.images import build_and_load
 from tests.support.models import provide_models, remove_models, train
 from tests.support.operator import OperatorProcess
@@ -91,3 +93,13 @@ def rollout(
 ) -> Rollout:
     """v1 served under load, then changed as Git would change it (tests/support/rollout.py)."""
     return Rollout(cluster, namespace, client, models)
+
+
+@pytest.fixture
+def git_repository(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[GitServer, Repository]]:
+    """A Git repository served from this host on the node's bridge address, for GitOps
+    controllers in the cluster (tests/support/gitops.py)."""
+    if cluster.kind != "local":
+        pytest.skip("pods fetch Git from this host's bridge address: needs the local cluster")
+    with GitServer(tmp_path / "git", host=NODE_IP) as git:
+        yield git, Repository(git.root / "models")

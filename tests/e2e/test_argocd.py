@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,29 +26,22 @@ import pytest
 from tests.support import argocd_app as argocd
 from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, wait_for
-from tests.support.gitops import NAME, NODE_IP, Repository, Run, rollbacks
+from tests.support.gitops import NAME, Repository, Run, rollbacks
 from tests.support.gitserver import GitServer
 from tests.support.operator import OperatorProcess
 from tests.support.rollout import SKEWED_ROWS, body, coalmine, promoted_to, rolled_back
 
 
-@pytest.fixture(scope="module")
-def installed(cluster: Cluster) -> None:
-    if cluster.kind != "local":
-        pytest.skip("Argo CD fetches Git from this host's bridge address: needs the local cluster")
-    argocd.install(cluster)
-
-
 @pytest.fixture
 def application(
-    cluster: Cluster, tmp_path: Path, namespace: str, installed: None
+    cluster: Cluster, namespace: str, git_repository: tuple[GitServer, Repository]
 ) -> Iterator[tuple[argocd.Application, Repository]]:
-    """A repository served from this host, and the Application that syncs it."""
-    with GitServer(tmp_path / "git", host=NODE_IP) as git:
-        repo = Repository(git.root / "models")
-        app = argocd.Application(cluster, git.url("models"), namespace)
-        yield app, repo
-        app.stop()
+    """Argo CD installed, and the Application that applies the repository."""
+    git, repo = git_repository
+    argocd.install(cluster)
+    app = argocd.Application(cluster, git.url("models"), namespace)
+    yield app, repo
+    app.stop()
 
 
 def test_commits_roll_out_through_argocd_and_its_health_reads_ours(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +26,7 @@ import pytest
 from tests.support import flux
 from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, PermanentError, wait_for
-from tests.support.gitops import NAME, NODE_IP, Repository, Run, rollbacks
+from tests.support.gitops import NAME, Repository, Run, rollbacks
 from tests.support.gitserver import GitServer
 from tests.support.operator import OperatorProcess
 from tests.support.rollout import SKEWED_ROWS, body, coalmine, promoted_to, rolled_back
@@ -35,23 +34,16 @@ from tests.support.rollout import SKEWED_ROWS, body, coalmine, promoted_to, roll
 HEALTH_CHECK_FAILED = "HealthCheckFailed"  # kustomize-controller's reason
 
 
-@pytest.fixture(scope="module")
-def installed(cluster: Cluster) -> None:
-    if cluster.kind != "local":
-        pytest.skip("Flux fetches Git from this host's bridge address: needs the local cluster")
-    flux.install(cluster)
-
-
 @pytest.fixture
 def kustomization(
-    cluster: Cluster, tmp_path: Path, namespace: str, installed: None
+    cluster: Cluster, namespace: str, git_repository: tuple[GitServer, Repository]
 ) -> Iterator[tuple[flux.Kustomization, Repository]]:
-    """A repository served from this host, and the Kustomization that applies it."""
-    with GitServer(tmp_path / "git", host=NODE_IP) as git:
-        repo = Repository(git.root / "models")
-        ks = flux.Kustomization(cluster, git.url("models"), namespace, timeout="5m")
-        yield ks, repo
-        ks.stop()
+    """Flux installed, and the Kustomization that applies the repository."""
+    git, repo = git_repository
+    flux.install(cluster)
+    ks = flux.Kustomization(cluster, git.url("models"), namespace, timeout="5m")
+    yield ks, repo
+    ks.stop()
 
 
 def ready_at(sha: str) -> Callable[[dict[str, Any], dict[str, Any]], bool]:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from tests.support.cluster import REPO, Cluster
 from tests.support.gitops import BRANCH
-from tests.support.images import IMAGES
-from tests.support.steps import LOGS, run_step, to_stderr
+from tests.support.images import IMAGES, build_with_manifests
+from tests.support.steps import to_stderr
 
 NAMESPACE = "argocd"
 HEALTH_LUA = REPO / "gitops" / "argocd" / "health.lua"
@@ -27,14 +26,7 @@ REFRESH = "argocd.argoproj.io/refresh"  # what `argocd app get --refresh` sets
 
 def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
     """Build (or take from the cache) and start Argo CD; wait until it runs."""
-    out = run_step(
-        "hack/argocd/build.sh",
-        ["bash", str(REPO / "hack" / "argocd" / "build.sh")],
-        log=LOGS / "image-argocd.log",
-        say=say,
-        timeout=3600,
-    )
-    manifests = Path(out.strip().splitlines()[-1])  # the script's last line names them
+    manifests = build_with_manifests("argocd", say)
     cluster.load_image(IMAGES / "coalmine-argocd.tar", say)
     cluster.kubectl("apply", "--server-side", "-f", str(manifests / "crds"))
     cluster.kubectl(

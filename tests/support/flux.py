@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tests.support.cluster import REPO, Cluster
 from tests.support.gitops import BRANCH
-from tests.support.images import IMAGES
-from tests.support.steps import LOGS, run_step, to_stderr
+from tests.support.images import IMAGES, build_with_manifests
+from tests.support.steps import to_stderr
 
 NAMESPACE = "flux-system"
 HEALTH_CHECKS = REPO / "gitops" / "flux" / "health-checks.yaml"
@@ -27,14 +26,7 @@ REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"  # what `flux reconcile` sets
 
 def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
     """Build (or take from the cache) and start Flux's two controllers; wait until Available."""
-    out = run_step(
-        "hack/flux/build.sh",
-        ["bash", str(REPO / "hack" / "flux" / "build.sh")],
-        log=LOGS / "image-flux.log",
-        say=say,
-        timeout=3600,
-    )
-    manifests = Path(out.strip().splitlines()[-1])  # the script's last line names them
+    manifests = build_with_manifests("flux", say)
     for name in CONTROLLERS:
         cluster.load_image(IMAGES / f"coalmine-flux-{name}.tar", say)
     cluster.kubectl("apply", "--server-side", "-f", str(manifests / "crds"))

@@ -22,3 +22,16 @@ def build_and_load(
 ) -> None:
     """Build the image of `make TARGET` and import its archive into the cluster."""
     cluster.load_image(build(target, archive, say), say)
+
+
+def build_with_manifests(tool: str, say: Callable[[str], None] = to_stderr) -> Path:
+    """Run hack/TOOL/build.sh (images from Go modules, cached after the first build); the
+    directory of the manifests it lays out, which its last line names."""
+    out = run_step(
+        f"hack/{tool}/build.sh",
+        ["bash", str(REPO / "hack" / tool / "build.sh")],
+        log=LOGS / f"image-{tool}.log",
+        say=say,
+        timeout=3600,
+    )
+    return Path(out.strip().splitlines()[-1])
