@@ -13,6 +13,18 @@ written as JSON. Everything listens on 127.0.0.1 and every step has a timeout.
 ``coalmine-grpc-off`` is Coalmine with ``--grpc-port 0``: beside ``coalmine``
 (gRPC on, as deployed) it shows what the gRPC server costs REST.
 
+``coalmine-old`` is another checkout's server (its ``serving_image`` folder named
+by ``COALMINE_OLD_SERVING``) in this interpreter, REST only, with gRPC on when
+that tree has it: beside ``coalmine`` it shows what the changes since then cost.
+A server may be listed several times, in turns, so that drift of a shared
+machine falls on both alike; each ``coalmine`` point is then paired with the
+``coalmine-old`` point started next to it and the median of the pairs' ratios
+is printed.
+
+    COALMINE_OLD_SERVING=/path/to/old/serving_image .venv/bin/python \
+        benchmarks/serving/run.py --protocols rest \
+        --servers coalmine-old,coalmine,coalmine,coalmine-old,coalmine-old,coalmine
+
     .venv/bin/python benchmarks/serving/run.py               # 15 s per point
     .venv/bin/python benchmarks/serving/run.py --quick       # smoke run
 """
@@ -25,6 +37,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,7 +82,12 @@ VENVS: dict[str, list[str]] = {
     ],
 }
 START_TIMEOUT = 180.0
-ARTIFACTS_OF = {"coalmine-grpc-off": "coalmine"}  # the same server, the same model files
+ARTIFACTS_OF = {  # the same interpreter and scikit-learn, the same model files
+    "coalmine-grpc-off": "coalmine",
+    "coalmine-old": "coalmine",
+}
+OLD_SERVING = "COALMINE_OLD_SERVING"
+"""The ``serving_image`` folder ``coalmine-old`` imports ``coalmine_serving`` from."""
 
 
 @dataclass
@@ -253,13 +271,52 @@ class Load:
         return grpc_load(self.target, self.model, clients, seconds)
 
 
+def serving_tree(server: str) -> Path:
+    """Where a Coalmine variant's ``coalmine_serving`` comes from: this checkout, or
+    ``$COALMINE_OLD_SERVING`` for ``coalmine-old``."""
+    if server != "coalmine-old":
+        return REPO / "serving_image"
+    tree = os.environ.get(OLD_SERVING)
+    if not tree:
+        raise SystemExit(f"coalmine-old needs {OLD_SERVING}: a checkout's serving_image folder")
+    return Path(tree).resolve()
+
+
+def check_old_tree(python: Path) -> bool:
+    """Prove ``coalmine-old`` imports its own tree; return whether it has ``--grpc-port``.
+
+    A tree from before the gRPC server refuses the flag, so it is asked with ``--help``.
+    """
+    tree = serving_tree("coalmine-old")
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    found = subprocess.run(
+        [str(python), "-c", "import coalmine_serving; print(coalmine_serving.__file__)"],
+        capture_output=True, text=True, check=True, timeout=120, env=env,
+    ).stdout.strip()  # fmt: skip
+    if not Path(found).resolve().is_relative_to(tree):
+        raise SystemExit(f"coalmine-old imports {found}, not a module under {tree}")
+    log(f"coalmine-old: {found}")
+    usage = subprocess.run(
+        [str(python), "-m", "coalmine_serving.main", "--help"],
+        capture_output=True, text=True, check=True, timeout=120, env=env,
+    ).stdout  # fmt: skip
+    return "--grpc-port" in usage
+
+
 def launch(
-    server: str, python: Path, folder: Path, model: str, port: int, grpc_port: int
+    server: str,
+    python: Path,
+    folder: Path,
+    model: str,
+    port: int,
+    grpc_port: int,
+    *,
+    old_has_grpc: bool = True,
 ) -> subprocess.Popen[bytes]:
     """Start one server for one model on CPU 0 (gRPC on ``grpc_port`` where it has gRPC)."""
     env = dict(os.environ)
     if server.startswith("coalmine"):
-        env["PYTHONPATH"] = str(REPO / "serving_image")
+        env["PYTHONPATH"] = str(serving_tree(server))
         cmd = [
             str(python),
             "-m",
@@ -272,11 +329,11 @@ def launch(
             str(folder / model / "model.skops"),
             "--port",
             str(port),
-            "--grpc-port",
-            "0" if server == "coalmine-grpc-off" else str(grpc_port),
             "--drain-seconds",
             "0",
         ]
+        if server != "coalmine-old" or old_has_grpc:
+            cmd += ["--grpc-port", "0" if server == "coalmine-grpc-off" else str(grpc_port)]
     elif server == "mlserver":
         (folder / model / "settings.json").write_text(
             json.dumps(
@@ -334,6 +391,7 @@ def main() -> None:
     if args.quick:
         args.duration, args.warmup = 3.0, 1.0
     servers = args.servers.split(",")
+    distinct = list(dict.fromkeys(servers))  # set-up once per server, however often it runs
     models = args.models.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
     protocols = args.protocols.split(",")
@@ -342,16 +400,18 @@ def main() -> None:
     pythons: dict[str, Path] = {
         "coalmine": Path(sys.executable),
         "coalmine-grpc-off": Path(sys.executable),
+        "coalmine-old": Path(sys.executable),
     }
-    for name in servers:
+    old_has_grpc = "coalmine-old" in servers and check_old_tree(pythons["coalmine-old"])
+    for name in distinct:
         if name in VENVS:
             pythons[name] = ensure_venv(args.cache, name, VENVS[name]) / "bin" / "python"
-    versions = {s: python_version_of(pythons[s], "sklearn") for s in servers}
+    versions = {s: python_version_of(pythons[s], "sklearn") for s in distinct}
     folders = {
         s: args.cache / "artifacts" / f"{ARTIFACTS_OF.get(s, s)}-sklearn-{versions[s]}"
-        for s in servers
+        for s in distinct
     }
-    for s in servers:
+    for s in distinct:
         train(pythons[s], folders[s])
 
     points: list[Point] = []
@@ -361,7 +421,15 @@ def main() -> None:
         for model in models:
             for server in servers:
                 port, grpc_port = free_port(), free_port()
-                process = launch(server, pythons[server], folders[server], model, port, grpc_port)
+                process = launch(
+                    server,
+                    pythons[server],
+                    folders[server],
+                    model,
+                    port,
+                    grpc_port,
+                    old_has_grpc=old_has_grpc,
+                )
                 base = f"http://127.0.0.1:{port}/v2/models/{model}"
                 try:
                     wait_ready(base + "/ready", process, START_TIMEOUT)
@@ -384,10 +452,26 @@ def main() -> None:
                     stop(process)
     ceilings = {
         s: ceiling(pythons[s], folders[s], 0.5 if args.quick else 2.0)
-        for s in servers
+        for s in distinct
         if s.startswith("coalmine") and s not in ARTIFACTS_OF
     }
     report(points, ceilings, args, versions)
+
+
+def paired(new: list[Point], old: list[Point]) -> str:
+    """The i-th ``new`` point over the i-th ``old`` one: median (min..max) per figure.
+
+    Servers listed in turns start each pair side by side, so the ratio of a pair
+    is taken under one machine load even when the load drifts between pairs.
+    """
+    pairs = list(zip(new, old, strict=False))
+    parts = [f"{len(pairs)} pairs"]
+    for field in ("rps", "p50_ms", "p99_ms"):
+        ratios = sorted(getattr(n, field) / getattr(o, field) for n, o in pairs)
+        parts.append(
+            f"{field} {statistics.median(ratios):.3f}x ({ratios[0]:.3f}..{ratios[-1]:.3f})"
+        )
+    return ", ".join(parts)
 
 
 def report(
@@ -425,6 +509,9 @@ def report(
                 f"{model} c={c} REST with gRPC on / off: {kept:.3f}x req/s"
                 f" (at least {REST_KEPT:g}x): {'MET' if kept >= REST_KEPT else 'NOT MET'}"
             )
+        old = [p for p in group if p.server == "coalmine-old"]
+        if old and on:
+            verdicts.append(f"{model} {protocol} c={c} coalmine / coalmine-old: {paired(on, old)}")
         if best is None or protocol != "rest":  # the issue's targets are REST's
             continue
         for p in group:
