@@ -191,7 +191,10 @@ def listening_ports(pid: int) -> set[int]:
     """The TCP ports process ``pid`` listens on, from /proc (state 0A is LISTEN)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed since the listing: not a listener
+            continue
         if target.startswith("socket:["):
             inodes.add(target[8:-1])
     ports = set()
