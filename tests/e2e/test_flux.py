@@ -26,10 +26,10 @@ import pytest
 from tests.support import flux
 from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, PermanentError, wait_for
-from tests.support.gitops import NAME, Repository, Run, rollbacks
+from tests.support.gitops import NAME, Repository, Run, canary_walking, rollbacks
 from tests.support.gitserver import GitServer
 from tests.support.operator import OperatorProcess
-from tests.support.rollout import SKEWED_ROWS, body, coalmine, promoted_to, rolled_back
+from tests.support.rollout import coalmine, promoted_to, rolled_back
 
 HEALTH_CHECK_FAILED = "HealthCheckFailed"  # kustomize-controller's reason
 
@@ -76,10 +76,7 @@ def test_commits_roll_out_through_flux_and_its_health_reads_ours(
     v1_took = time.monotonic() - t1
     assert ops.md()["status"]["stable"]["modelVersion"] == "iris-v1"
 
-    url = f"http://{NAME}.{namespace}.svc.cluster.local/v2/models/{NAME}/infer"
-    wait_for("the Service to answer", lambda: client.request(url, body(SKEWED_ROWS[0]))[0] == 200)
-    client.start_load(url, [body(r) for r in SKEWED_ROWS], concurrency=4,
-                      max_requests=150_000, max_seconds=900)  # fmt: skip
+    ops.start_load(client)
 
     # v2: in progress while the canary walks, Ready once promoted
     sha2, t2 = ops.commit("Roll out iris-v2", "iris-v2", ["iris-v1", "iris-v2"])
@@ -87,7 +84,7 @@ def test_commits_roll_out_through_flux_and_its_health_reads_ours(
 
     def promoted(ks: dict[str, Any], st: dict[str, Any]) -> bool:
         cond = flux.ready(ks)
-        if st.get("phase") == "Progressing" and (st.get("canary") or {}).get("weight", 0) > 0:
+        if canary_walking(st):
             walking.append(f"{cond.get('status')} {cond.get('reason')}")
         return ready_at(sha2)(ks, st) and promoted_to("iris-v2")(st)
 

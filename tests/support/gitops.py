@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 import yaml
 
+from tests.support.client import InClusterClient
 from tests.support.cluster import Cluster, wait_for
-from tests.support.rollout import INTERVAL, metric, strategy
+from tests.support.rollout import INTERVAL, SKEWED_ROWS, body, metric, strategy
 
 NODE_IP = "10.244.0.1"  # hack/localcluster/lib.sh: the bridge's own address
 BRANCH = "main"
@@ -122,6 +123,16 @@ class Run:
     def md(self) -> dict[str, Any]:
         return self.cluster.get("modeldeployment", NAME, self.namespace)
 
+    def start_load(self, client: InClusterClient) -> None:
+        """Bounded load through the ModelDeployment's Service, once it answers (kube-proxy
+        programs a new Service a moment after its pods are Ready)."""
+        url = f"http://{NAME}.{self.namespace}.svc.cluster.local/v2/models/{NAME}/infer"
+        wait_for(
+            "the Service to answer", lambda: client.request(url, body(SKEWED_ROWS[0]))[0] == 200
+        )
+        client.start_load(url, [body(r) for r in SKEWED_ROWS], concurrency=4,
+                          max_requests=150_000, max_seconds=900)  # fmt: skip
+
     def observe(self) -> Seen:
         """The tool's object and the ModelDeployment's status, logged whenever either
         changes (the timeline the test prints)."""
@@ -152,6 +163,11 @@ class Run:
         finally:
             print("\n".join(["", f"-- {what}", *self.timeline]))
             self.timeline = self.timeline[-1:]
+
+
+def canary_walking(st: dict[str, Any]) -> bool:
+    """A canary is taking traffic: the moments a controller must show as in progress."""
+    return st.get("phase") == "Progressing" and (st.get("canary") or {}).get("weight", 0) > 0
 
 
 def rollbacks(st: dict[str, Any]) -> int:
