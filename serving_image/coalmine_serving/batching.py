@@ -13,10 +13,11 @@ rows about as fast as one.
 Overload is refused, not queued (issue 15). With a queueing budget of
 ``max_queue_ms``, a request is refused at once (`Overloaded`, a 503) when the
 batches queued ahead of it would take longer than the budget, measured by the
-recent model calls; a request that still waited past the budget when its batch
-comes is refused then instead of computed; and a request whose client has gone
-(its future cancelled) is dropped uncomputed. Each is counted through
-``on_shed`` with its reason.
+recent model calls; a request that waited behind other batches past the budget
+is refused when its batch comes instead of computed (one that waited behind no
+batch, only a stalled process, say a CPU-throttled pod, is computed); and a
+request whose client has gone (its future cancelled) is dropped uncomputed.
+Each is counted through ``on_shed`` with its reason.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ Entry = tuple[npt.NDArray[np.float64], "asyncio.Future[Array]", float]
 REFUSED = "refused"
 """Shed at admission: the queue ahead would take longer than the budget."""
 EXPIRED = "expired"
-"""Shed when its batch came: it had already waited longer than the budget."""
+"""Shed when its batch came: it had waited behind other batches longer than the budget."""
 DISCONNECTED = "disconnected"
 """Dropped uncomputed: the client had gone."""
 SMOOTHING = 0.2  # weight of the newest model call in the running mean of call time
@@ -78,6 +79,7 @@ class Batcher:
         self._last_rows = 1
         self._scheduled = False
         self._call_seconds = 0.0
+        self._flushed_at = 0.0
 
     def expected_wait(self) -> float:
         """Seconds until a request queued now gets into a batch: the full batches ahead
@@ -120,7 +122,8 @@ class Batcher:
 
     def _flush(self) -> None:
         """Run one batch of at most max_batch_size rows (or one larger request)."""
-        now = time.monotonic()
+        now, previous = time.monotonic(), self._flushed_at
+        self._flushed_at = now
         take, rows = 0, 0
         batch: list[Entry] = []
         for entry in self._pending:
@@ -130,7 +133,7 @@ class Batcher:
             take += 1
             if future.done():
                 self._on_shed(DISCONNECTED)
-            elif self._budget and now - queued > self._budget:
+            elif self._budget and queued < previous and now - queued > self._budget:
                 self._on_shed(EXPIRED)
                 future.set_exception(overloaded(now - queued, self._budget))
             else:

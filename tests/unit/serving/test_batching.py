@@ -98,6 +98,22 @@ def test_requests_that_waited_past_the_budget_are_refused_when_their_batch_comes
     assert shed == [EXPIRED, EXPIRED]
 
 
+def test_a_request_delayed_by_a_stall_and_no_batch_ahead_is_computed() -> None:
+    """A throttled or paused process delays the next turn; that is no queue to shed from."""
+    shed: list[str] = []
+
+    async def scenario() -> list[float]:
+        batcher = Batcher(slow(0.001), lambda x, y: None, max_batch_size=1, max_wait_ms=0,
+                          max_queue_ms=10, on_shed=shed.append)  # fmt: skip
+        await batcher.submit(np.array([[1.0]]))  # an earlier batch, long done
+        future = batcher.submit(np.array([[2.0]]))
+        time.sleep(0.03)  # the loop stalls 30 ms before its next turn, past the 10 ms budget
+        return (await future).tolist()  # type: ignore[no-any-return]
+
+    assert run(scenario()) == [2.0]
+    assert shed == []
+
+
 def test_admission_refuses_when_the_batches_ahead_outlast_the_budget() -> None:
     shed: list[str] = []
 
