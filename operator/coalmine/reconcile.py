@@ -38,7 +38,7 @@ from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.deployment import pin_for, renders
-from coalmine.resources.naming import deployment_name, service_name
+from coalmine.resources.naming import deployment_name, hpa_name, service_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.commands import new_commands
 from coalmine.rollout.draft import clip
@@ -158,12 +158,16 @@ def reconcile_deployment(
         canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
         weight=intent.canary_weight,
         mirror=mirror,
+        stable_pods=stable_obs.replicas if stable_obs is not None else None,
     )
     # Traffic first: a rollback moves clients off the canary before it scales down.
     routed = _apply_traffic(kube, traffic.objects)
     router = md.spec.traffic.router
     if router != "gatewayAPI" and md.status is not None and md.status.router == "gatewayAPI":
         kube.delete("HTTPRoute", namespace, service_name(md))
+    autoscaler = hpa_name(md) if md.spec.autoscaling is not None else None
+    if autoscaler is None and md.status is not None and md.status.autoscaler is not None:
+        kube.delete("HorizontalPodAutoscaler", namespace, md.status.autoscaler)
     stable = Serve(intent.stable_model_version, intent.stable_pin, traffic.stable_replicas)
     _apply_variant(kube, md, "stable", stable, versions, stable_dep)
     if intent.canary_model_version is not None:
@@ -177,7 +181,12 @@ def reconcile_deployment(
     if routed is not None:
         conditions = set_condition(conditions, ROUTED, *routed, now, md.metadata.generation)
     status = _with_shares(decision.status, traffic.canary_share).model_copy(
-        update={"url": service_url(md), "router": router, "conditions": conditions}
+        update={
+            "url": service_url(md),
+            "router": router,
+            "autoscaler": autoscaler,
+            "conditions": conditions,
+        }
     )
     new_status = status.to_json()
     if new_status != (body.get("status") or {}):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from coalmine.api import ModelDeployment
 from coalmine.resources import build_hpa
 from tests.integration.test_admission import model_deployment
@@ -40,3 +42,20 @@ def test_hpa_scales_the_stable_deployment() -> None:
     assert target == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
     assert hpa["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
     assert hpa["metadata"]["labels"]["coalmine.dev/variant"] == "stable"
+
+
+def test_scale_down_stabilization_is_rendered_only_when_set() -> None:
+    auto = {"minReplicas": 1, "maxReplicas": 4}
+    plain = build_hpa(md(replicas=None, autoscaling=auto))
+    assert plain is not None
+    assert "behavior" not in plain["spec"]
+    quick = build_hpa(md(replicas=None, autoscaling=auto | {"scaleDownStabilizationSeconds": 30}))
+    assert quick is not None
+    assert quick["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 30}}
+
+
+@pytest.mark.parametrize(("floor", "lowest"), [(None, 2), (1, 2), (3, 3), (9, 4)])
+def test_a_floor_raises_min_replicas_within_max(floor: int | None, lowest: int) -> None:
+    hpa = build_hpa(md(replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 4}), floor)
+    assert hpa is not None
+    assert hpa["spec"]["minReplicas"] == lowest

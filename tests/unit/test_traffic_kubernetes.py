@@ -28,27 +28,27 @@ def main_selector(plan_objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
 
 
 def test_no_canary_sends_everything_to_stable() -> None:
-    plan = route(md(replicas=3), canary_running=False, weight=0)
+    plan = route(md(replicas=3), canary_running=False, weight=0, stable_pods=None)
     assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
 
 
 def test_warm_canary_at_weight_zero_takes_no_traffic() -> None:
-    plan = route(md(replicas=3), canary_running=True, weight=0)
+    plan = route(md(replicas=3), canary_running=True, weight=0, stable_pods=None)
     assert plan.canary_replicas == 1
     assert plan.canary_share == 0
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
 
 
 def test_full_weight_selects_only_the_canary() -> None:
-    plan = route(md(replicas=2), canary_running=True, weight=100)
+    plan = route(md(replicas=2), canary_running=True, weight=100, stable_pods=None)
     assert plan.canary_replicas == 2
     assert plan.canary_share == 100
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "canary"
 
 
 def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
-    plan = route(md(replicas=1), canary_running=True, weight=20)
+    plan = route(md(replicas=1), canary_running=True, weight=20, stable_pods=None)
     assert "coalmine.dev/variant" not in main_selector(plan.objects)
     assert plan.canary_replicas == 1
     assert plan.canary_share == 50  # one pod each: honest, not the asked 20
@@ -56,10 +56,45 @@ def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
 
 def test_autoscaling_leaves_stable_count_to_the_hpa() -> None:
     auto = md(replicas=None, autoscaling={"minReplicas": 4, "maxReplicas": 8})
-    plan = route(auto, canary_running=True, weight=20)
+    plan = route(auto, canary_running=True, weight=20, stable_pods=None)
     assert plan.stable_replicas is None
     assert plan.canary_replicas == 1
     assert any(o["kind"] == "HorizontalPodAutoscaler" for o in plan.objects)
+
+
+def hpa_floor(objects: tuple[dict[str, Any], ...]) -> int:
+    hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")
+    floor: int = hpa["spec"]["minReplicas"]
+    return floor
+
+
+@pytest.mark.parametrize(("stable_pods", "weight", "canary"), [(6, 25, 2), (6, 50, 6), (3, 25, 1)])
+def test_under_an_hpa_the_canary_is_sized_from_the_stable_pods_it_set(
+    stable_pods: int, weight: int, canary: int
+) -> None:
+    auto = md(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
+    plan = route(auto, canary_running=True, weight=weight, stable_pods=stable_pods)
+    assert plan.canary_replicas == canary
+    assert plan.canary_share == round(100 * canary / (stable_pods + canary))
+    assert hpa_floor(plan.objects) == 1
+
+
+@pytest.mark.parametrize(("stable_pods", "base"), [(None, 2), (1, 2), (5, 5), (12, 8)])
+def test_the_stable_count_is_read_within_the_hpa_bounds(stable_pods: int | None, base: int) -> None:
+    auto = md(replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 8})
+    plan = route(auto, canary_running=True, weight=50, stable_pods=stable_pods)
+    assert plan.canary_replicas == base
+
+
+def test_a_promotion_lands_on_as_many_pods_as_stable_has_and_holds_the_hpa_there() -> None:
+    """At weight 100 the stable pods idle while they take the new version: the HPA's floor is
+    the serving canary's count, so they cannot shrink under the load coming back to them."""
+    auto = md(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
+    plan = route(auto, canary_running=True, weight=100, stable_pods=5)
+    assert plan.canary_replicas == 5
+    assert hpa_floor(plan.objects) == 5
+    after = route(auto, canary_running=False, weight=0, stable_pods=5)
+    assert hpa_floor(after.objects) == 1
 
 
 @pytest.mark.parametrize(("stable", "weight", "expected"), [(0, 50, 0), (4, 0, 0), (4, 100, 4)])

@@ -115,6 +115,7 @@ RESOURCES = [
             Column("Stable", ".status.stable.version"),
             Column("Canary", ".status.canary.version"),
             Column("Weight", ".status.canary.weight", "integer"),
+            Column("Pods", ".status.pods"),
             Column("Phase", ".status.phase"),
             AGE,
             Column("Ready", '.status.conditions[?(@.type=="Ready")].status', priority=1),

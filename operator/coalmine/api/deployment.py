@@ -99,6 +99,8 @@ class Autoscaling(ApiModel):
         default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
     )
     """Average CPU use, in percent of the request, that the HPA aims for."""
+    scale_down_stabilization_seconds: int | None = Field(default=None, ge=0, le=3600)
+    """How long load must stay low before the HPA removes pods; unset, Kubernetes' 300."""
 
     @model_validator(mode="after")
     def _range(self) -> Autoscaling:
@@ -362,6 +364,8 @@ class VariantStatus(ApiModel):
     pods, which can differ from `weight`."""
     mirror: Percent | None = None
     """Percent of requests copied to this variant as shadow traffic (canary only)."""
+    replicas: Counter | None = None
+    """Pods its Deployment wants now: under an HPA, the count the HPA set."""
     ready_replicas: Counter | None = None
     approval: Approval | None = None
     """The approval its ModelVersion carried while it rolled out (kept once promoted)."""
@@ -533,6 +537,10 @@ class ModelDeploymentStatus(ApiModel):
     """In-cluster URL of the stable endpoint."""
     router: Literal["kubernetes", "gatewayAPI"] | None = None
     """The traffic router last applied; switching away from gatewayAPI deletes the route."""
+    autoscaler: KubeName | None = None
+    """The HorizontalPodAutoscaler last applied; removing spec.autoscaling deletes it."""
+    pods: Annotated[str, StringConstraints(max_length=64)] | None = None
+    """Ready/desired pods of stable, then of the canary while it has any (`3/4 + 1/1`)."""
     stable: VariantStatus | None = None
     canary: VariantStatus | None = None
     current_step_index: Counter | None = None

@@ -89,7 +89,10 @@ def variant_line(v: VariantStatus) -> str:
     line = f"{v.version} ({', '.join(what)}), weight {v.weight}%"
     if v.traffic_share is not None and v.traffic_share != v.weight:
         line += f" (gets {v.traffic_share}%)"
-    return line + (f", mirror {v.mirror}%" if v.mirror else "")
+    line += f", mirror {v.mirror}%" if v.mirror else ""
+    if v.replicas is not None:
+        line += f", pods {v.ready_replicas or 0}/{v.replicas} ready"
+    return line
 
 
 def history_line(h: HistoryEntry) -> str:

@@ -12,16 +12,20 @@ from coalmine.resources.naming import (
 )
 
 
-def build_hpa(md: ModelDeployment) -> Manifest | None:
+def build_hpa(md: ModelDeployment, floor: int | None = None) -> Manifest | None:
     """An autoscaling/v2 HPA on CPU for the stable Deployment, or None without autoscaling.
 
     Only stable scales: the canary's size follows from the stable count and the
-    current weight, which the rollout decides.
+    current weight, which the rollout decides. `floor` raises minReplicas (up to
+    maxReplicas) while stable gets no traffic during a promotion.
     """
     autoscaling = md.spec.autoscaling
     if autoscaling is None:
         return None
-    return {
+    lowest = autoscaling.min_replicas
+    if floor is not None:
+        lowest = min(max(lowest, floor), autoscaling.max_replicas)
+    hpa: Manifest = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": object_meta(hpa_name(md), md, common_labels(md, "stable")),
@@ -31,7 +35,7 @@ def build_hpa(md: ModelDeployment) -> Manifest | None:
                 "kind": "Deployment",
                 "name": deployment_name(md, "stable"),
             },
-            "minReplicas": autoscaling.min_replicas,
+            "minReplicas": lowest,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": [
                 {
@@ -47,3 +51,10 @@ def build_hpa(md: ModelDeployment) -> Manifest | None:
             ],
         },
     }
+    if autoscaling.scale_down_stabilization_seconds is not None:
+        hpa["spec"]["behavior"] = {
+            "scaleDown": {
+                "stabilizationWindowSeconds": autoscaling.scale_down_stabilization_seconds
+            }
+        }
+    return hpa

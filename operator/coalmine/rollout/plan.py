@@ -14,7 +14,7 @@ from coalmine.rollout.conditions import conditions
 from coalmine.rollout.decision import Event, Intent, Plan
 from coalmine.rollout.draft import Draft
 from coalmine.rollout.machine import decide
-from coalmine.rollout.observation import Observation
+from coalmine.rollout.observation import Observation, VariantObservation
 from coalmine.rollout.record import update_record
 from coalmine.rollout.revision import runs
 from coalmine.rollout.schedule import measurement_due, requeue_after
@@ -62,9 +62,21 @@ def _set_weights_and_readiness(d: Draft) -> None:
     st, obs = d.status, d.obs
     if st.stable is not None:
         st.stable.weight = 100 - (st.canary.weight if st.canary else 0)
+        st.stable.replicas = obs.stable.replicas if obs.stable else None
         st.stable.ready_replicas = obs.stable.ready_replicas if obs.stable else None
     if st.canary is not None:
+        st.canary.replicas = obs.canary.replicas if obs.canary else None
         st.canary.ready_replicas = obs.canary.ready_replicas if obs.canary else None
+    st.pods = pods_summary(obs.stable, obs.canary)
+
+
+def pods_summary(stable: VariantObservation | None, canary: VariantObservation | None) -> str:
+    """Ready/desired pods as `kubectl get` shows them: stable's, then the canary's while it
+    has or wants any (an HPA's scaling shows as stable's desired count moves)."""
+    parts = [] if stable is None else [f"{stable.ready_replicas}/{stable.replicas}"]
+    if canary is not None and (canary.replicas or canary.ready_replicas):
+        parts.append(f"{canary.ready_replicas}/{canary.replicas}")
+    return " + ".join(parts) or "0/0"
 
 
 def _intent(d: Draft) -> Intent:

@@ -9,8 +9,15 @@ from coalmine.traffic.common import TrafficPlan
 __all__ = ["TrafficPlan", "route"]
 
 
-def route(md: ModelDeployment, canary_running: bool, weight: int, mirror: int) -> TrafficPlan:
-    """The plan of the router `md.spec.traffic.router` names."""
+def route(
+    md: ModelDeployment,
+    canary_running: bool,
+    weight: int,
+    mirror: int,
+    stable_pods: int | None,
+) -> TrafficPlan:
+    """The plan of the router `md.spec.traffic.router` names; `stable_pods` is the stable
+    Deployment's current count (None before it exists), which an HPA sets."""
     if md.spec.traffic.router == "gatewayAPI":
-        return gatewayapi.route(md, canary_running, weight, mirror)
-    return kubernetes.route(md, canary_running, weight)
+        return gatewayapi.route(md, canary_running, weight, mirror, stable_pods)
+    return kubernetes.route(md, canary_running, weight, stable_pods)

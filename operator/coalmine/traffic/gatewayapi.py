@@ -24,12 +24,18 @@ from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 
 
-def route(md: ModelDeployment, canary_running: bool, weight: int, mirror: int) -> TrafficPlan:
-    """Objects and replica counts for a canary at `weight` percent, mirroring `mirror`."""
-    base = base_replicas(md)
+def route(
+    md: ModelDeployment, canary_running: bool, weight: int, mirror: int, stable_pods: int | None
+) -> TrafficPlan:
+    """Objects and replica counts for a canary at `weight` percent, mirroring `mirror`, beside
+    `stable_pods` (the stable Deployment's current count; None before it exists)."""
+    base = base_replicas(md, stable_pods)
     canary = max(1, math.ceil(base * max(weight, mirror) / 100)) if canary_running and base else 0
     share = weight if canary_running else 0
-    objects = services(md, "canary" if share >= 100 else "stable")
+    if share >= 100:
+        objects = services(md, "canary", serving_pods=canary)
+    else:
+        objects = services(md, "stable")
     objects.append(build_httproute(md, share if canary_running else None, mirror))
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
 

@@ -28,26 +28,28 @@ def canary_replicas_for(stable: int, weight: int) -> int:
     return min(candidates, key=lambda c: (abs(c / (stable + c) - weight / 100), c))
 
 
-def _canary_replicas(md: ModelDeployment, canary_running: bool, load: int) -> int:
+def _canary_replicas(base: int, canary_running: bool, load: int) -> int:
     """Canary pods for `load` percent of the stable traffic; one while warming at 0."""
     if not canary_running:
         return 0
-    base = base_replicas(md)
     return max(canary_replicas_for(base, load), 1 if base > 0 else 0)
 
 
-def route(md: ModelDeployment, canary_running: bool, weight: int) -> TrafficPlan:
-    """Objects and replica counts for a canary at `weight` percent.
+def route(
+    md: ModelDeployment, canary_running: bool, weight: int, stable_pods: int | None
+) -> TrafficPlan:
+    """Objects and replica counts for a canary at `weight` percent, beside `stable_pods`
+    (the stable Deployment's current count; None before it exists).
 
     A running canary keeps one pod up at weight 0, so it is proven Ready
     before it takes any traffic.
     """
-    base = base_replicas(md)
-    canary = _canary_replicas(md, canary_running, weight)
+    base = base_replicas(md, stable_pods)
+    canary = _canary_replicas(base, canary_running, weight)
     if not canary_running or weight <= 0:
         objects, share = services(md, "stable"), 0
     elif weight >= 100:
-        objects, share = services(md, "canary"), 100
+        objects, share = services(md, "canary", serving_pods=canary), 100
     else:
         objects = services(md, None)
         share = round(100 * canary / (base + canary)) if base + canary else 0

@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from coalmine.api.modelversion import ModelVersion
-from coalmine.rollout.plan import plan
+from coalmine.rollout.observation import VariantObservation
+from coalmine.rollout.plan import plan, pods_summary
 from tests.unit.rollout.sim import Sim, analysis, model_version, running, strategy
 
 
@@ -115,3 +116,31 @@ def test_commands_before_first_serve_are_recorded_and_ignored(
     assert result.status.handled_commands == {"promote": "t1"}
     assert "CommandIgnored" in [e.reason for e in result.events]
     assert "CommandIgnored" not in [e.reason for e in sim.step(1).events]
+
+
+@pytest.mark.parametrize(
+    ("stable", "canary", "shown"),
+    [
+        (None, None, "0/0"),
+        (running("iris-v1", replicas=3), None, "3/3"),
+        (running("iris-v1", replicas=4, ready=False), None, "0/4"),
+        (running("iris-v1", replicas=3), running("iris-v2", replicas=1), "3/3 + 1/1"),
+        (running("iris-v1", replicas=3), running("iris-v2", replicas=0), "3/3"),
+    ],
+)
+def test_the_pods_column_shows_ready_over_desired_per_variant(
+    stable: VariantObservation | None, canary: VariantObservation | None, shown: str
+) -> None:
+    assert pods_summary(stable, canary) == shown
+
+
+def test_status_carries_each_variants_desired_and_ready_pods(
+    versions: dict[str, ModelVersion],
+) -> None:
+    sim = Sim(strategy({"setWeight": 20}, analysis()), versions, "iris-v1")
+    sim.step()
+    assert sim.stable_on is not None
+    scaling = running(sim.stable_on[0], template_hash=sim.stable_on[1], replicas=4, ready=False)
+    st = plan(sim.md, replace(sim.observe(), stable=scaling)).status
+    assert st.stable is not None
+    assert (st.stable.replicas, st.stable.ready_replicas, st.pods) == (4, 0, "0/4")
