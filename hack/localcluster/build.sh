@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 command -v go >/dev/null || die "go is required to build the cluster components"
 
 KUBE_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
-ALL=("${KUBE_COMPONENTS[@]}" etcd coredns pause)
+ALL=("${KUBE_COMPONENTS[@]}" etcd coredns metrics-server pause)
 LOGS="$CACHE_DIR/build/logs"
 KUBE_WORK="$CACHE_DIR/build/kubernetes-$KUBE_VERSION"
 
@@ -69,6 +69,18 @@ build_coredns() {
   mv "$BIN_DIR/coredns.tmp" "$BIN_DIR/coredns"
 }
 
+build_metrics_server() {
+  local work="$CACHE_DIR/build/metrics-server-$METRICS_SERVER_VERSION"
+  mkdir -p "$work"
+  printf 'module coalmine.dev/localcluster/metrics-server\n\ngo 1.26.4\n\nrequire sigs.k8s.io/metrics-server %s\n' \
+    "$METRICS_SERVER_VERSION" >"$work/go.mod"
+  local ldflags="-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
+  run_logged "$LOGS/metrics-server.log" env -C "$work" CGO_ENABLED=0 GOFLAGS=-mod=mod \
+    go build -trimpath -ldflags "$ldflags" -o "$BIN_DIR/metrics-server.tmp" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server
+  mv "$BIN_DIR/metrics-server.tmp" "$BIN_DIR/metrics-server"
+}
+
 build_pause() {
   local work="$CACHE_DIR/build/pause"
   mkdir -p "$work"
@@ -82,6 +94,7 @@ version_of() {
   case "$1" in
     etcd) echo "$ETCD_VERSION" ;;
     coredns) echo "$COREDNS_VERSION" ;;
+    metrics-server) echo "$METRICS_SERVER_VERSION" ;;
     pause) echo "${PAUSE_IMAGE##*:}" ;;
     *) echo "$KUBE_VERSION" ;;
   esac
@@ -102,6 +115,7 @@ for c in "${todo[@]}"; do
   case "$c" in
     etcd) build_etcd ;;
     coredns) build_coredns ;;
+    metrics-server) build_metrics_server ;;
     pause) build_pause ;;
     *) build_kube_component "$c" ;;
   esac

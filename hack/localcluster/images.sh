@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs the cluster's own images (pause, CoreDNS) from the built binaries and
+# Packs the cluster's own images (pause, CoreDNS, metrics-server) from the built binaries and
 # imports them into the cluster's containerd: there is no registry to pull from.
 source "$(dirname "$0")/lib.sh"
 
@@ -24,3 +24,4 @@ image_from_binary() {
 
 image_from_binary pause "$PAUSE_IMAGE" "$BIN_DIR/pause" 65535
 image_from_binary coredns "$COREDNS_IMAGE" "$BIN_DIR/coredns" 65532
+image_from_binary metrics-server "$METRICS_SERVER_IMAGE" "$BIN_DIR/metrics-server" 65532

@@ -30,6 +30,7 @@ RUN_DIR="/run/coalmine-cluster"
 CONTAINERD_SOCK="$RUN_DIR/containerd.sock"
 PAUSE_IMAGE="coalmine.local/pause:3.10"
 COREDNS_IMAGE="coalmine.local/coredns:${COREDNS_VERSION#v}"
+METRICS_SERVER_IMAGE="coalmine.local/metrics-server:${METRICS_SERVER_VERSION#v}"
 BRIDGE="cni0"
 NODE_IP="10.244.0.1"  # the bridge's own address: in the pod range, on this host only
 RULE_TAG="coalmine-localcluster"
@@ -82,6 +83,9 @@ wait_until() {
 }
 
 # The API server with the cluster's flags: up.sh starts it, apiserver.sh restarts it alone.
+# The requestheader and proxy-client flags are the aggregation layer, through which the
+# metrics API (metrics-server) is served; it proxies to the APIService's endpoint pod IPs
+# (aggregator routing) because service IPs are not routable from this host.
 start_apiserver() {
   start kube-apiserver "$BIN_DIR/kube-apiserver" \
     --advertise-address "$NODE_IP" --bind-address 0.0.0.0 --secure-port "$APISERVER_PORT" \
@@ -95,5 +99,10 @@ start_apiserver() {
     --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
-    --enable-admission-plugins NodeRestriction --allow-privileged=false --profiling=false
+    --enable-admission-plugins NodeRestriction --allow-privileged=false --profiling=false \
+    --requestheader-client-ca-file "$PKI/ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$PKI/front-proxy-client.crt" \
+    --proxy-client-key-file "$PKI/front-proxy-client.key" --enable-aggregator-routing=true
 }

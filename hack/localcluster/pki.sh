@@ -24,6 +24,8 @@ cert admin coalmine-admin system:masters
 cert controller-manager system:kube-controller-manager
 cert scheduler system:kube-scheduler
 cert kube-proxy system:kube-proxy
+# The API server's client certificate when it proxies to an aggregated API (metrics-server).
+cert front-proxy-client front-proxy-client
 cert kubelet "system:node:$NODE_NAME" system:nodes "DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
 
 for k in admin controller-manager scheduler kube-proxy kubelet; do kubeconfig "$k" "$STATE_DIR/$k.kubeconfig"; done

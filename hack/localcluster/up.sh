@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a real single-node Kubernetes cluster as processes on this host:
 # etcd, kube-apiserver, controller-manager, scheduler, containerd, kubelet,
-# kube-proxy and CoreDNS. Idempotent: a running, healthy cluster is left alone.
+# kube-proxy, CoreDNS and metrics-server. Idempotent: a running, healthy cluster is left alone.
 source "$(dirname "$0")/lib.sh"
 
 [[ $EUID -eq 0 ]] || die "the local cluster needs root (network namespaces, cgroups, mounts)"
@@ -185,6 +185,11 @@ sed -e "s|@DNS_SVC_IP@|$DNS_SVC_IP|g" -e "s|@IMAGE@|$COREDNS_IMAGE|g" \
 wait_until "CoreDNS rollout" 120 \
   kc -n kube-system rollout status deployment/coredns --timeout=2s
 wait_until "default ServiceAccount" 60 kc -n default get serviceaccount default
+
+# The metrics API: what `kubectl top` and HorizontalPodAutoscalers read. Not waited for:
+# its first figures come one scrape (15 s) after it starts.
+step "metrics-server"
+sed -e "s|@IMAGE@|$METRICS_SERVER_IMAGE|g" "$LC_DIR/manifests/metrics-server.yaml" | kc apply -f - >/dev/null
 
 step "cluster up in $((SECONDS - START))s ($KUBE_VERSION); kubeconfig:"
 echo "$KUBECONFIG_PATH"

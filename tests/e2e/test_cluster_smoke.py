@@ -12,6 +12,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import pytest
+
 from tests.support.client import InClusterClient, http_server_deployment
 from tests.support.cluster import Cluster, wait_for
 
@@ -75,6 +77,22 @@ def test_node_is_ready(cluster: Cluster) -> None:
     for node in nodes:
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
         assert [c["status"] for c in ready] == ["True"], node["status"]["conditions"]
+
+
+def test_the_metrics_api_reports_the_node(cluster: Cluster) -> None:
+    """metrics-server, through the aggregation layer: what HPAs and `kubectl top` read."""
+    if cluster.kind != "local":
+        pytest.skip("the metrics API is part of the local cluster; kind has no metrics-server")
+
+    def top() -> str | None:
+        out = cluster.kubectl("top", "node", "--no-headers", check=False)
+        return out.stdout if out.returncode == 0 and out.stdout.strip() else None
+
+    line = wait_for("the metrics API to report the node", top, timeout=120, interval=2)
+    name, cores, _cpu_share, memory, _memory_share = line.split()[:5]
+    assert name == "coalmine-node"
+    assert cores.endswith("m")
+    assert memory.endswith("Mi")
 
 
 def test_probed_deployment_serves_through_its_service(

@@ -75,7 +75,7 @@ def test_the_cluster_build_counts_its_steps_and_says_when_all_is_cached(tmp_path
     bin_dir = tmp_path / f"kubernetes-{kube.group(1)}" / "bin"
     bin_dir.mkdir(parents=True)
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet",
-                 "kube-proxy", "kubectl", "etcd", "coredns"):  # fmt: skip
+                 "kube-proxy", "kubectl", "etcd", "coredns", "metrics-server"):  # fmt: skip
         (bin_dir / name).write_text("#!/bin/sh\n")
         (bin_dir / name).chmod(0o755)
     env = {
@@ -90,7 +90,7 @@ def test_the_cluster_build_counts_its_steps_and_says_when_all_is_cached(tmp_path
     assert re.fullmatch(rf"==> built 1 binaries into {bin_dir} \d+s", lines[-1]), lines
     assert (bin_dir / "pause").exists()
     again = subprocess.run(build, env=env, capture_output=True, text=True, check=True)
-    assert re.fullmatch(rf"==> all 9 binaries cached in {bin_dir} \d+s\n", again.stderr)
+    assert re.fullmatch(rf"==> all 10 binaries cached in {bin_dir} \d+s\n", again.stderr)
 
 
 def test_run_step_streams_progress_lines_and_logs_everything(tmp_path: Path) -> None:
