@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from peers import CEILING, KSERVE_SERVER, TRAIN  # this script's folder is on sys.path
 from sklearn.datasets import make_classification
 
@@ -176,24 +177,31 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=30)
 
 
-def write_lua(path: Path) -> None:
-    """A wrk script posting 100 distinct single-row V2 requests round-robin."""
+def v2_bodies(rows: int = 1, count: int = 100) -> list[str]:
+    """``count`` distinct V2 request bodies of ``rows`` consecutive rows of the training
+    data each (wrapping around), so every benchmark posts the same payloads."""
     x, _ = make_classification(n_samples=10000, n_features=20, random_state=0)
-    bodies = [
+    blocks = [x[(i * rows + np.arange(rows)) % len(x)] for i in range(count)]
+    return [
         json.dumps(
             {
                 "inputs": [
                     {
                         "name": "input-0",
-                        "shape": [1, 20],
+                        "shape": [rows, 20],
                         "datatype": "FP64",
-                        "data": [round(v, 6) for v in x[i].tolist()],
+                        "data": [round(v, 6) for v in block.ravel().tolist()],
                     }
                 ]
             }
         )
-        for i in range(100)
+        for block in blocks
     ]
+
+
+def write_lua(path: Path) -> None:
+    """A wrk script posting 100 distinct single-row V2 requests round-robin."""
+    bodies = v2_bodies()
     path.write_text(
         "local bodies = {\n"
         + ",\n".join("[[" + b + "]]" for b in bodies)
@@ -440,9 +448,10 @@ def main() -> None:
                         load.run(8, args.warmup)
                         for c in levels:
                             r = load.run(c, args.duration)
+                            fields: dict[str, Any] = dict(r)  # counts are floats in r
                             point = Point(
-                                server, versions[server], model, c, **r, protocol=protocol
-                            )  # type: ignore[arg-type]
+                                server, versions[server], model, c, **fields, protocol=protocol
+                            )
                             points.append(point)
                             log(
                                 f"{server:24s} {protocol:4s} {model} c={c:<3d} {r['rps']:9.0f} "
