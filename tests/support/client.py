@@ -134,7 +134,13 @@ class InClusterClient:
         concurrency: int = 4,
         max_requests: int = 100_000,
         max_seconds: int = 600,
+        rate: int = 0,
+        close_every: int = 0,
     ) -> None:
+        """Closed loop: `concurrency` clients back to back; with `rate`, open loop: that many
+        requests start each second whatever the answers (at most 512 in flight). Every
+        request opens a new connection, unless `close_every` N: then connections are kept
+        open and every Nth request closes its own."""
         self._call(
             "/load/start",
             {
@@ -143,6 +149,9 @@ class InClusterClient:
                 "concurrency": concurrency,
                 "maxRequests": max_requests,
                 "maxSeconds": max_seconds,
+                "rate": rate,
+                "keepAlive": close_every > 0,
+                "closeEvery": close_every,
             },
         )
 
@@ -154,3 +163,20 @@ class InClusterClient:
         return wait_for(
             "the load run to stop", lambda: (s := self.load_status())["running"] is False and s
         )
+
+
+def latency_quantile(load: dict[str, Any], q: float, seconds: range | None = None) -> float:
+    """The `q` quantile, in ms, of the successful requests' latency over `seconds` of a load
+    run (all of it by default): the upper bound of the histogram bucket it falls in."""
+    bounds: list[float] = load["latencyBoundsMs"]
+    counts = [0] * (len(bounds) + 1)
+    picked = load["seconds"] if seconds is None else load["seconds"][seconds.start : seconds.stop]
+    for second in picked:
+        for i, n in enumerate(second["latencyMs"]):
+            counts[i] += n
+    total, seen = sum(counts), 0
+    for i, n in enumerate(counts):
+        seen += n
+        if total and seen >= q * total:
+            return bounds[i] if i < len(bounds) else float("inf")
+    return 0.0

@@ -3,12 +3,22 @@ package main
 // A bounded load generator that runs inside the cluster, so tests can send
 // traffic to a Service's cluster IP and DNS name the way real clients do.
 //
-//	POST /load/start {"url", "bodies", "concurrency", "maxRequests", "maxSeconds", "keepAlive"}
+//	POST /load/start {"url", "bodies", "concurrency", "maxRequests", "maxSeconds", "keepAlive", "rate"}
 //	                   bodies are sent round-robin; without keepAlive every request
 //	                   opens a new connection, so kube-proxy balances requests, not
-//	                   connections
+//	                   connections. Without rate, `concurrency` clients each send
+//	                   the next request when the last is answered (closed loop); with
+//	                   rate, requests start at that many per second whatever the
+//	                   answers (open loop, as independent users arrive), at most
+//	                   `concurrency` in flight: an arrival beyond that is counted as
+//	                   skipped, never queued in the client. With keepAlive and
+//	                   closeEvery N, every Nth request closes its connection after
+//	                   its answer, as clients with a connection lifetime do: the
+//	                   cost of connecting is shared by N requests and kube-proxy
+//	                   still spreads the load over new pods within seconds
 //	GET  /load/status  counts by HTTP status and by the answer's model_version,
-//	                   per second, plus the first errors
+//	                   per second, with a histogram of the successful requests'
+//	                   latency, the 503s that carried Retry-After, plus the first errors
 //	POST /load/stop
 //
 // Every run is bounded by maxRequests and maxSeconds (both capped).
@@ -19,14 +29,21 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 const (
 	maxConcurrency = 64
+	maxInFlight    = 512 // the open loop's bound on requests in flight
 	capRequests    = 1_000_000
 	capSeconds     = 900
+	capRate        = 5_000
 )
+
+// latencyBoundsMs are the upper bounds of the latency histogram's buckets; a last
+// bucket counts everything slower.
+var latencyBoundsMs = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000}
 
 type loadRequest struct {
 	URL         string            `json:"url"`
@@ -35,24 +52,33 @@ type loadRequest struct {
 	MaxRequests int               `json:"maxRequests"`
 	MaxSeconds  int               `json:"maxSeconds"`
 	KeepAlive   bool              `json:"keepAlive"`
+	Rate        int               `json:"rate"`
+	CloseEvery  int               `json:"closeEvery"`
 }
 
 type second struct {
 	OK       int            `json:"ok"`
 	Failed   int            `json:"failed"`
+	Skipped  int            `json:"skipped"`
 	Versions map[string]int `json:"versions"`
+	// LatencyMs counts successful requests by latencyBoundsMs bucket.
+	LatencyMs []int `json:"latencyMs"`
 }
 
 type loadStatus struct {
-	Running  bool           `json:"running"`
-	Sent     int            `json:"sent"`
-	OK       int            `json:"ok"`
-	Failed   int            `json:"failed"`
-	Codes    map[string]int `json:"codes"`
-	Versions map[string]int `json:"versions"`
-	Errors   []string       `json:"errors"`
-	Seconds  []second       `json:"seconds"`
-	Started  time.Time      `json:"started"`
+	Running bool `json:"running"`
+	Sent    int  `json:"sent"`
+	OK      int  `json:"ok"`
+	Failed  int  `json:"failed"`
+	Skipped int  `json:"skipped"`
+	// RetryAfter counts the 503 answers that carried a Retry-After header.
+	RetryAfter int            `json:"retryAfter"`
+	BoundsMs   []float64      `json:"latencyBoundsMs"`
+	Codes      map[string]int `json:"codes"`
+	Versions   map[string]int `json:"versions"`
+	Errors     []string       `json:"errors"`
+	Seconds    []second       `json:"seconds"`
+	Started    time.Time      `json:"started"`
 }
 
 type loader struct {
@@ -61,25 +87,54 @@ type loader struct {
 	stop   chan struct{}
 }
 
-func (l *loader) record(start time.Time, code int, version string, err error) {
+// at is the second of the run `now` falls in, created as needed; l.mu is held.
+func (l *loader) at(start, now time.Time) *second {
+	s := &l.status
+	idx := int(now.Sub(start).Seconds())
+	for len(s.Seconds) <= idx {
+		s.Seconds = append(s.Seconds, second{
+			Versions: map[string]int{}, LatencyMs: make([]int, len(latencyBoundsMs)+1),
+		})
+	}
+	return &s.Seconds[idx]
+}
+
+func (l *loader) skip(start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status.Skipped++
+	l.at(start, time.Now()).Skipped++
+}
+
+// record counts one answer in the second it was sent.
+func (l *loader) record(start, sent time.Time, code int, retryAfter bool, version string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := &l.status
-	idx := int(time.Since(start).Seconds())
-	for len(s.Seconds) <= idx {
-		s.Seconds = append(s.Seconds, second{Versions: map[string]int{}})
-	}
+	sec := l.at(start, sent)
 	ok := err == nil && code < 400
 	if ok {
 		s.OK++
-		s.Seconds[idx].OK++
+		sec.OK++
+		ms := float64(time.Since(sent).Microseconds()) / 1000
+		bucket := len(latencyBoundsMs)
+		for i, bound := range latencyBoundsMs {
+			if ms <= bound {
+				bucket = i
+				break
+			}
+		}
+		sec.LatencyMs[bucket]++
 		if version != "" {
 			s.Versions[version]++
-			s.Seconds[idx].Versions[version]++
+			sec.Versions[version]++
 		}
 	} else {
 		s.Failed++
-		s.Seconds[idx].Failed++
+		sec.Failed++
+		if code == http.StatusServiceUnavailable && retryAfter {
+			s.RetryAfter++
+		}
 		if len(s.Errors) < 20 {
 			msg := http.StatusText(code)
 			if err != nil {
@@ -94,8 +149,12 @@ func (l *loader) record(start time.Time, code int, version string, err error) {
 }
 
 func (l *loader) run(req loadRequest) {
+	inFlight := req.Concurrency
+	if req.Rate > 0 {
+		inFlight = maxInFlight
+	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: maxConcurrency,
+		MaxIdleConnsPerHost: inFlight,
 		DisableKeepAlives:   !req.KeepAlive,
 	}}
 	deadline := time.Now().Add(time.Duration(req.MaxSeconds) * time.Second)
@@ -116,36 +175,77 @@ func (l *loader) run(req loadRequest) {
 		l.status.Sent++
 		return body, true
 	}
-	for i := 0; i < req.Concurrency; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				body, ok := next()
-				if !ok {
-					return
-				}
-				resp, err := client.Post(req.URL, "application/json", bytes.NewReader(body))
-				code, version := 0, ""
-				if err == nil {
-					code = resp.StatusCode
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					var answer struct {
-						ModelVersion string `json:"model_version"`
-					}
-					if json.Unmarshal(body, &answer) == nil {
-						version = answer.ModelVersion
-					}
-				}
-				l.record(start, code, version, err)
+	var count atomic.Int64
+	send := func(body json.RawMessage) {
+		sent := time.Now()
+		post, _ := http.NewRequest(http.MethodPost, req.URL, bytes.NewReader(body))
+		post.Header.Set("Content-Type", "application/json")
+		post.Close = req.CloseEvery > 0 && count.Add(1)%int64(req.CloseEvery) == 0
+		resp, err := client.Do(post)
+		code, version, retryAfter := 0, "", false
+		if err == nil {
+			code = resp.StatusCode
+			retryAfter = resp.Header.Get("Retry-After") != ""
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var answer struct {
+				ModelVersion string `json:"model_version"`
 			}
-		}()
+			if json.Unmarshal(body, &answer) == nil {
+				version = answer.ModelVersion
+			}
+		}
+		l.record(start, sent, code, retryAfter, version, err)
+	}
+	if req.Rate > 0 {
+		l.openLoop(req, start, next, send, &wg)
+	} else {
+		for i := 0; i < req.Concurrency; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					body, ok := next()
+					if !ok {
+						return
+					}
+					send(body)
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	l.mu.Lock()
 	l.status.Running = false
 	l.mu.Unlock()
+}
+
+// openLoop starts request n at start + n/rate, in its own goroutine, unless
+// maxInFlight are outstanding: then that arrival is skipped and counted, so a
+// slow server shows as skipped arrivals instead of a slower offered rate.
+func (l *loader) openLoop(req loadRequest, start time.Time, next func() (json.RawMessage, bool),
+	send func(json.RawMessage), wg *sync.WaitGroup) {
+	slots := make(chan struct{}, maxInFlight)
+	interval := time.Second / time.Duration(req.Rate)
+	for n := 0; ; n++ {
+		time.Sleep(time.Until(start.Add(time.Duration(n) * interval)))
+		body, ok := next()
+		if !ok {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			l.skip(start)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			send(body)
+		}()
+	}
 }
 
 func (l *loader) routes(mux *http.ServeMux) {
@@ -158,13 +258,15 @@ func (l *loader) routes(mux *http.ServeMux) {
 		req.Concurrency = min(max(req.Concurrency, 1), maxConcurrency)
 		req.MaxRequests = min(max(req.MaxRequests, 1), capRequests)
 		req.MaxSeconds = min(max(req.MaxSeconds, 1), capSeconds)
+		req.Rate = min(max(req.Rate, 0), capRate)
 		l.mu.Lock()
 		if l.status.Running {
 			l.mu.Unlock()
 			writeJSON(w, http.StatusConflict, map[string]string{"error": "a load run is in progress"})
 			return
 		}
-		l.status = loadStatus{Running: true, Codes: map[string]int{}, Versions: map[string]int{}, Started: time.Now()}
+		l.status = loadStatus{Running: true, Codes: map[string]int{}, Versions: map[string]int{},
+			BoundsMs: latencyBoundsMs, Started: time.Now()}
 		l.stop = make(chan struct{})
 		l.mu.Unlock()
 		go l.run(req)

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+)
+
+// TestOpenLoop sends at a fixed rate whatever the answers, and tells the 503s that
+// carried Retry-After, and the successes' latencies, apart.
+func TestOpenLoop(t *testing.T) {
+	var n atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1)%4 == 0 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte(`{"model_version": "v1"}`))
+	}))
+	defer target.Close()
+	l := &loader{stop: make(chan struct{})}
+	l.status = loadStatus{Running: true, Codes: map[string]int{}, Versions: map[string]int{}}
+	l.run(loadRequest{URL: target.URL, Bodies: []json.RawMessage{[]byte(`{}`)},
+		Concurrency: 4, MaxRequests: 100, MaxSeconds: 5, Rate: 200})
+	s := l.status
+	if s.Sent != 100 || s.OK+s.Failed+s.Skipped != 100 || s.Skipped != 0 {
+		t.Fatalf("sent %d, ok %d, failed %d, skipped %d", s.Sent, s.OK, s.Failed, s.Skipped)
+	}
+	if s.Failed != 25 || s.RetryAfter != 25 || s.Versions["v1"] != 75 {
+		t.Fatalf("failed %d, with Retry-After %d, versions %v", s.Failed, s.RetryAfter, s.Versions)
+	}
+	timed := 0
+	for _, sec := range s.Seconds {
+		for _, c := range sec.LatencyMs {
+			timed += c
+		}
+	}
+	if timed != s.OK {
+		t.Fatalf("%d latencies for %d successes", timed, s.OK)
+	}
+	if len(s.Seconds) > 1 {
+		t.Fatalf("100 requests at 200/s spread over %d seconds", len(s.Seconds))
+	}
+}
