@@ -159,6 +159,7 @@ def reconcile_deployment(
         weight=intent.canary_weight,
         mirror=mirror,
         stable_pods=stable_obs.replicas if stable_obs is not None else None,
+        canary_ready=canary_obs.ready_replicas if canary_obs is not None else 0,
     )
     # Traffic first: a rollback moves clients off the canary before it scales down.
     routed = _apply_traffic(kube, traffic.objects)

@@ -89,15 +89,22 @@ class Rollout:
         self.cluster, self.namespace, self.client, self.models = cluster, namespace, client, models
         self.name = "iris"
         self.spec: dict[str, Any] = {}
-        """More of the ModelDeployment's spec (resources, serving ...), applied with it."""
+        """More of the ModelDeployment's spec (resources, serving ...), applied with it; a
+        None leaves that field out (e.g. replicas under autoscaling)."""
 
     def md(self, version: str, strat: dict[str, Any]) -> dict[str, Any]:
         return {
             "apiVersion": "coalmine.dev/v1alpha1",
             "kind": "ModelDeployment",
             "metadata": {"name": self.name},
-            "spec": {"modelVersion": version, "replicas": 2, "strategy": strat, **self.spec},
-        }
+            "spec": {
+                k: v
+                for k, v in {
+                    "modelVersion": version, "replicas": 2, "strategy": strat, **self.spec
+                }.items()
+                if v is not None
+            },
+        }  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         result: dict[str, Any] = (
@@ -149,7 +156,11 @@ class Rollout:
         def finished() -> dict[str, Any] | None:
             st = self.status()
             during(st)
-            return st if st.get("observedGeneration") == target_gen and done(st) else None
+            if st.get("observedGeneration") != target_gen:
+                return None
+            if done is not rolled_back and rolled_back(st):
+                raise PermanentError(f"the rollout to {version} rolled back: {st.get('message')}")
+            return st if done(st) else None
 
         wait_for(f"the rollout to {version} to end", finished, timeout=timeout, interval=1)
         ended = self.load_second()

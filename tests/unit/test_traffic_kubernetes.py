@@ -41,7 +41,7 @@ def test_warm_canary_at_weight_zero_takes_no_traffic() -> None:
 
 
 def test_full_weight_selects_only_the_canary() -> None:
-    plan = route(md(replicas=2), canary_running=True, weight=100, stable_pods=None)
+    plan = route(md(replicas=2), canary_running=True, weight=100, stable_pods=None, canary_ready=2)
     assert plan.canary_replicas == 2
     assert plan.canary_share == 100
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "canary"
@@ -86,11 +86,22 @@ def test_the_stable_count_is_read_within_the_hpa_bounds(stable_pods: int | None,
     assert plan.canary_replicas == base
 
 
+def test_at_full_weight_both_serve_until_the_canary_has_all_its_pods_ready() -> None:
+    starting = route(md(replicas=4), canary_running=True, weight=100, stable_pods=4,
+                     canary_ready=1)  # fmt: skip
+    assert starting.canary_replicas == 4
+    assert "coalmine.dev/variant" not in main_selector(starting.objects)
+    assert starting.canary_share == 50
+    ready = route(md(replicas=4), canary_running=True, weight=100, stable_pods=4, canary_ready=4)
+    assert main_selector(ready.objects)["coalmine.dev/variant"] == "canary"
+    assert ready.canary_share == 100
+
+
 def test_a_promotion_lands_on_as_many_pods_as_stable_has_and_holds_the_hpa_there() -> None:
     """At weight 100 the stable pods idle while they take the new version: the HPA's floor is
     the serving canary's count, so they cannot shrink under the load coming back to them."""
     auto = md(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
-    plan = route(auto, canary_running=True, weight=100, stable_pods=5)
+    plan = route(auto, canary_running=True, weight=100, stable_pods=5, canary_ready=5)
     assert plan.canary_replicas == 5
     assert hpa_floor(plan.objects) == 5
     after = route(auto, canary_running=False, weight=0, stable_pods=5)

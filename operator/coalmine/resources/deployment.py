@@ -274,9 +274,20 @@ def _resources(pin: Pin) -> dict[str, Any]:
     return out
 
 
+OVERLOADED_PROBE_SECONDS = 10
+"""How long an answer to a liveness or readiness probe may take (see `_probes`)."""
+
+
 def _probes() -> dict[str, Any]:
     """Startup gives model loading up to two minutes; after that, liveness only restarts a
-    hung process, and readiness drops a pod from endpoints within ~4 s of going unready."""
+    hung process, and readiness drops a pod from endpoints within ~4 s of answering unready
+    (as it does while draining).
+
+    Liveness and readiness wait up to OVERLOADED_PROBE_SECONDS for an answer: an overloaded
+    pod (a CPU-limited one at its limit, above all) answers its probes late, behind the
+    requests it is shedding, and one that fails its probes then would leave the Service,
+    pushing its load onto the others, or be restarted, while the HPA, which counts unready
+    pods as idle, would not scale out."""
 
     def http_get(path: str) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": PORT_NAME}}
@@ -291,13 +302,13 @@ def _probes() -> dict[str, Any]:
         "livenessProbe": {
             **http_get("/v2/health/live"),
             "periodSeconds": 10,
-            "timeoutSeconds": 3,
+            "timeoutSeconds": OVERLOADED_PROBE_SECONDS,
             "failureThreshold": 3,
         },
         "readinessProbe": {
             **http_get("/v2/health/ready"),
             "periodSeconds": 2,
-            "timeoutSeconds": 2,
+            "timeoutSeconds": OVERLOADED_PROBE_SECONDS,
             "successThreshold": 1,
             "failureThreshold": 2,
         },

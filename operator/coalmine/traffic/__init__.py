@@ -15,9 +15,11 @@ def route(
     weight: int,
     mirror: int,
     stable_pods: int | None,
+    canary_ready: int = 0,
 ) -> TrafficPlan:
     """The plan of the router `md.spec.traffic.router` names; `stable_pods` is the stable
-    Deployment's current count (None before it exists), which an HPA sets."""
+    Deployment's current count (None before it exists), which an HPA sets, `canary_ready`
+    the canary's ready pods now."""
     if md.spec.traffic.router == "gatewayAPI":
         return gatewayapi.route(md, canary_running, weight, mirror, stable_pods)
-    return kubernetes.route(md, canary_running, weight, stable_pods)
+    return kubernetes.route(md, canary_running, weight, stable_pods, canary_ready)

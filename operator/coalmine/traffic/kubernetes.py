@@ -36,20 +36,30 @@ def _canary_replicas(base: int, canary_running: bool, load: int) -> int:
 
 
 def route(
-    md: ModelDeployment, canary_running: bool, weight: int, stable_pods: int | None
+    md: ModelDeployment,
+    canary_running: bool,
+    weight: int,
+    stable_pods: int | None,
+    canary_ready: int = 0,
 ) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent, beside `stable_pods`
     (the stable Deployment's current count; None before it exists).
 
     A running canary keeps one pod up at weight 0, so it is proven Ready
-    before it takes any traffic.
+    before it takes any traffic. At 100 the Service selects the canary alone only once
+    `canary_ready` pods (its ready count now) are as many as it is sized for: until then
+    both serve, as in between, so a promotion never lands the whole load on a canary
+    still starting the pods it needs for it.
     """
     base = base_replicas(md, stable_pods)
     canary = _canary_replicas(base, canary_running, weight)
     if not canary_running or weight <= 0:
         objects, share = services(md, "stable"), 0
-    elif weight >= 100:
+    elif weight >= 100 and canary_ready >= canary:
         objects, share = services(md, "canary", serving_pods=canary), 100
+    elif weight >= 100:
+        objects = services(md, None, serving_pods=canary)
+        share = round(100 * canary / (base + canary)) if base + canary else 0
     else:
         objects = services(md, None)
         share = round(100 * canary / (base + canary)) if base + canary else 0
