@@ -113,7 +113,8 @@ def test_serves_a_model_version_and_answers_predictions(
     assert answer["model_version"] == "v1"
 
     row = cluster.kubectl("-n", namespace, "get", "modeldeployment", "iris", "--no-headers").stdout
-    assert row.split()[:3] == ["iris", "v1", "Healthy"], row  # no canary: empty columns
+    # no canary: its columns are empty; PODS is stable's ready/desired
+    assert row.split()[:4] == ["iris", "v1", "1/1", "Healthy"], row
 
     # The operator passed the signature: one tensor per feature, by name, in any order.
     names = [i["name"] for i in models["iris-v1"]["spec"]["signature"]["inputs"]]
