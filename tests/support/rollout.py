@@ -158,9 +158,11 @@ class Rollout:
             during(st)
             if st.get("observedGeneration") != target_gen:
                 return None
-            if done is not rolled_back and rolled_back(st):
+            if done(st):
+                return st
+            if rolled_back(st):  # a rollback is final: what `done` waits for cannot come
                 raise PermanentError(f"the rollout to {version} rolled back: {st.get('message')}")
-            return st if done(st) else None
+            return None
 
         wait_for(f"the rollout to {version} to end", finished, timeout=timeout, interval=1)
         ended = self.load_second()

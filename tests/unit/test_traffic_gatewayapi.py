@@ -37,7 +37,9 @@ def weights(httproute: dict[str, Any]) -> dict[str, int]:
 
 
 def test_no_canary_routes_everything_to_stable_and_leaves_the_canary_out() -> None:
-    plan = route(gw(replicas=3), canary_running=False, weight=0, mirror=0, stable_pods=None)
+    plan = route(
+        gw(replicas=3), canary_running=False, weight=0, mirror=0, stable_pods=None, canary_ready=0
+    )
     assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
     assert weights(the_route(plan.objects)) == {"iris-stable": 100}
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
@@ -45,7 +47,14 @@ def test_no_canary_routes_everything_to_stable_and_leaves_the_canary_out() -> No
 
 @pytest.mark.parametrize("weight", [0, 1, 20, 50, 99])
 def test_weights_are_exact_whatever_the_pod_counts(weight: int) -> None:
-    plan = route(gw(replicas=1), canary_running=True, weight=weight, mirror=0, stable_pods=None)
+    plan = route(
+        gw(replicas=1),
+        canary_running=True,
+        weight=weight,
+        mirror=0,
+        stable_pods=None,
+        canary_ready=0,
+    )
     assert weights(the_route(plan.objects)) == {"iris-stable": 100 - weight, "iris-canary": weight}
     assert plan.canary_share == weight
     assert plan.canary_replicas == 1
@@ -54,7 +63,9 @@ def test_weights_are_exact_whatever_the_pod_counts(weight: int) -> None:
 
 
 def test_full_weight_moves_the_client_service_too() -> None:
-    plan = route(gw(replicas=2), canary_running=True, weight=100, mirror=0, stable_pods=None)
+    plan = route(
+        gw(replicas=2), canary_running=True, weight=100, mirror=0, stable_pods=None, canary_ready=0
+    )
     assert weights(the_route(plan.objects)) == {"iris-stable": 0, "iris-canary": 100}
     assert plan.canary_replicas == 2
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "canary"
@@ -63,7 +74,12 @@ def test_full_weight_moves_the_client_service_too() -> None:
 def test_canary_is_sized_for_its_share() -> None:
     sizes = [
         route(
-            gw(replicas=4), canary_running=True, weight=w, mirror=0, stable_pods=None
+            gw(replicas=4),
+            canary_running=True,
+            weight=w,
+            mirror=0,
+            stable_pods=None,
+            canary_ready=0,
         ).canary_replicas
         for w in (0, 10, 25, 50, 99, 100)
     ]
@@ -71,7 +87,9 @@ def test_canary_is_sized_for_its_share() -> None:
 
 
 def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:
-    plan = route(gw(replicas=4), canary_running=True, weight=0, mirror=100, stable_pods=None)
+    plan = route(
+        gw(replicas=4), canary_running=True, weight=0, mirror=100, stable_pods=None, canary_ready=0
+    )
     (rule,) = the_route(plan.objects)["spec"]["rules"]
     assert rule["filters"] == [
         {
@@ -87,14 +105,18 @@ def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:
 
 
 def test_partial_mirror_writes_the_percent() -> None:
-    plan = route(gw(replicas=4), canary_running=True, weight=10, mirror=25, stable_pods=None)
+    plan = route(
+        gw(replicas=4), canary_running=True, weight=10, mirror=25, stable_pods=None, canary_ready=0
+    )
     (rule,) = the_route(plan.objects)["spec"]["rules"]
     assert rule["filters"][0]["requestMirror"]["percent"] == 25
     assert plan.canary_replicas == 1
 
 
 def test_rollback_drops_the_mirror_with_the_canary() -> None:
-    plan = route(gw(replicas=2), canary_running=False, weight=0, mirror=0, stable_pods=None)
+    plan = route(
+        gw(replicas=2), canary_running=False, weight=0, mirror=0, stable_pods=None, canary_ready=0
+    )
     (rule,) = the_route(plan.objects)["spec"]["rules"]
     assert "filters" not in rule
 
@@ -135,14 +157,21 @@ def test_a_deployment_without_gateway_settings_is_refused() -> None:
 
 
 def test_the_kubernetes_router_writes_no_route() -> None:
-    plan = route(md(replicas=2), canary_running=True, weight=20, mirror=50, stable_pods=None)
+    plan = route(
+        md(replicas=2), canary_running=True, weight=20, mirror=50, stable_pods=None, canary_ready=0
+    )
     assert not any(o["kind"] == "HTTPRoute" for o in plan.objects)
 
 
 @given(st.integers(1, 20), st.integers(0, 100), st.integers(0, 100))
 def test_weights_always_sum_to_100(stable: int, weight: int, mirror: int) -> None:
     plan = route(
-        gw(replicas=stable), canary_running=True, weight=weight, mirror=mirror, stable_pods=None
+        gw(replicas=stable),
+        canary_running=True,
+        weight=weight,
+        mirror=mirror,
+        stable_pods=None,
+        canary_ready=0,
     )
     assert sum(weights(the_route(plan.objects)).values()) == 100
     assert 1 <= plan.canary_replicas <= stable

@@ -28,13 +28,13 @@ def main_selector(plan_objects: tuple[dict[str, Any], ...]) -> dict[str, str]:
 
 
 def test_no_canary_sends_everything_to_stable() -> None:
-    plan = route(md(replicas=3), canary_running=False, weight=0, stable_pods=None)
+    plan = route(md(replicas=3), canary_running=False, weight=0, stable_pods=None, canary_ready=0)
     assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
 
 
 def test_warm_canary_at_weight_zero_takes_no_traffic() -> None:
-    plan = route(md(replicas=3), canary_running=True, weight=0, stable_pods=None)
+    plan = route(md(replicas=3), canary_running=True, weight=0, stable_pods=None, canary_ready=0)
     assert plan.canary_replicas == 1
     assert plan.canary_share == 0
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
@@ -48,7 +48,7 @@ def test_full_weight_selects_only_the_canary() -> None:
 
 
 def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
-    plan = route(md(replicas=1), canary_running=True, weight=20, stable_pods=None)
+    plan = route(md(replicas=1), canary_running=True, weight=20, stable_pods=None, canary_ready=0)
     assert "coalmine.dev/variant" not in main_selector(plan.objects)
     assert plan.canary_replicas == 1
     assert plan.canary_share == 50  # one pod each: honest, not the asked 20
@@ -56,7 +56,7 @@ def test_partial_weight_selects_both_and_reports_the_real_share() -> None:
 
 def test_autoscaling_leaves_stable_count_to_the_hpa() -> None:
     auto = md(replicas=None, autoscaling={"minReplicas": 4, "maxReplicas": 8})
-    plan = route(auto, canary_running=True, weight=20, stable_pods=None)
+    plan = route(auto, canary_running=True, weight=20, stable_pods=None, canary_ready=0)
     assert plan.stable_replicas is None
     assert plan.canary_replicas == 1
     assert any(o["kind"] == "HorizontalPodAutoscaler" for o in plan.objects)
@@ -73,7 +73,7 @@ def test_under_an_hpa_the_canary_is_sized_from_the_stable_pods_it_set(
     stable_pods: int, weight: int, canary: int
 ) -> None:
     auto = md(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
-    plan = route(auto, canary_running=True, weight=weight, stable_pods=stable_pods)
+    plan = route(auto, canary_running=True, weight=weight, stable_pods=stable_pods, canary_ready=0)
     assert plan.canary_replicas == canary
     assert plan.canary_share == round(100 * canary / (stable_pods + canary))
     assert hpa_floor(plan.objects) == 1
@@ -82,7 +82,7 @@ def test_under_an_hpa_the_canary_is_sized_from_the_stable_pods_it_set(
 @pytest.mark.parametrize(("stable_pods", "base"), [(None, 2), (1, 2), (5, 5), (12, 8)])
 def test_the_stable_count_is_read_within_the_hpa_bounds(stable_pods: int | None, base: int) -> None:
     auto = md(replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 8})
-    plan = route(auto, canary_running=True, weight=50, stable_pods=stable_pods)
+    plan = route(auto, canary_running=True, weight=50, stable_pods=stable_pods, canary_ready=0)
     assert plan.canary_replicas == base
 
 
@@ -104,7 +104,7 @@ def test_a_promotion_lands_on_as_many_pods_as_stable_has_and_holds_the_hpa_there
     plan = route(auto, canary_running=True, weight=100, stable_pods=5, canary_ready=5)
     assert plan.canary_replicas == 5
     assert hpa_floor(plan.objects) == 5
-    after = route(auto, canary_running=False, weight=0, stable_pods=5)
+    after = route(auto, canary_running=False, weight=0, stable_pods=5, canary_ready=0)
     assert hpa_floor(after.objects) == 1
 
 

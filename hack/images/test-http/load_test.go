@@ -41,7 +41,4 @@ func TestOpenLoop(t *testing.T) {
 	if timed != s.OK {
 		t.Fatalf("%d latencies for %d successes", timed, s.OK)
 	}
-	if len(s.Seconds) > 1 {
-		t.Fatalf("100 requests at 200/s spread over %d seconds", len(s.Seconds))
-	}
 }

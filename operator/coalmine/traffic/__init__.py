@@ -15,7 +15,7 @@ def route(
     weight: int,
     mirror: int,
     stable_pods: int | None,
-    canary_ready: int = 0,
+    canary_ready: int,
 ) -> TrafficPlan:
     """The plan of the router `md.spec.traffic.router` names; `stable_pods` is the stable
     Deployment's current count (None before it exists), which an HPA sets, `canary_ready`

@@ -40,7 +40,7 @@ def route(
     canary_running: bool,
     weight: int,
     stable_pods: int | None,
-    canary_ready: int = 0,
+    canary_ready: int,
 ) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent, beside `stable_pods`
     (the stable Deployment's current count; None before it exists).
