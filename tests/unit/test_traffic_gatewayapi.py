@@ -17,7 +17,7 @@ from coalmine.traffic.gatewayapi import (
     lacks_feature,
     route_acceptance,
 )
-from tests.unit.test_traffic_kubernetes import main_selector, md
+from tests.unit.test_traffic_kubernetes import hpa_floor, main_selector, md
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
 
@@ -84,6 +84,19 @@ def test_canary_is_sized_for_its_share() -> None:
         for w in (0, 10, 25, 50, 99, 100)
     ]
     assert sizes == [1, 1, 1, 2, 4, 4]
+
+
+def test_while_the_canary_takes_a_share_the_hpa_cannot_shrink_stable() -> None:
+    auto = gw(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
+    floors = [
+        hpa_floor(
+            route(
+                auto, canary_running=True, weight=w, mirror=0, stable_pods=5, canary_ready=0
+            ).objects
+        )
+        for w in (0, 25, 50, 100)
+    ]
+    assert floors == [1, 5, 5, 5]
 
 
 def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:

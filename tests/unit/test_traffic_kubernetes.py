@@ -76,7 +76,19 @@ def test_under_an_hpa_the_canary_is_sized_from_the_stable_pods_it_set(
     plan = route(auto, canary_running=True, weight=weight, stable_pods=stable_pods, canary_ready=0)
     assert plan.canary_replicas == canary
     assert plan.canary_share == round(100 * canary / (stable_pods + canary))
-    assert hpa_floor(plan.objects) == 1
+
+
+@pytest.mark.parametrize("weight", [10, 25, 50, 90])
+def test_while_the_canary_takes_a_share_the_hpa_cannot_shrink_stable(weight: int) -> None:
+    """Stable looks idler than the load is while the canary takes its share: scaled in, it
+    would shrink the canary sized from it and take a rollback's whole load on too few pods."""
+    auto = md(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
+    plan = route(auto, canary_running=True, weight=weight, stable_pods=4, canary_ready=0)
+    assert hpa_floor(plan.objects) == 4
+    warming = route(auto, canary_running=True, weight=0, stable_pods=4, canary_ready=1)
+    assert hpa_floor(warming.objects) == 1  # stable takes all the traffic: its own load
+    rolled_back = route(auto, canary_running=False, weight=0, stable_pods=4, canary_ready=0)
+    assert hpa_floor(rolled_back.objects) == 1
 
 
 @pytest.mark.parametrize(("stable_pods", "base"), [(None, 2), (1, 2), (5, 5), (12, 8)])

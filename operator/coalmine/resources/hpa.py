@@ -17,7 +17,7 @@ def build_hpa(md: ModelDeployment, floor: int | None = None) -> Manifest | None:
 
     Only stable scales: the canary's size follows from the stable count and the
     current weight, which the rollout decides. `floor` raises minReplicas (up to
-    maxReplicas) while stable gets no traffic during a promotion.
+    maxReplicas) while a rollout needs stable held at its size (the routers say when).
     """
     autoscaling = md.spec.autoscaling
     if autoscaling is None:

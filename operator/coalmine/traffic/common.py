@@ -33,19 +33,22 @@ def base_replicas(md: ModelDeployment, stable_pods: int | None) -> int:
 
 
 def services(
-    md: ModelDeployment, client_variant: Variant | None, serving_pods: int | None = None
+    md: ModelDeployment, client_variant: Variant | None, floor: int | None = None
 ) -> list[Manifest]:
     """The client Service (selecting `client_variant`, or both when None), the
-    per-variant Services and the HPA.
+    per-variant Services and the HPA, whose minReplicas `floor` raises.
 
-    `serving_pods`: while the canary alone serves (promotion), its pod count, which the
-    HPA takes as its floor: the idle stable pods it watches must not shrink under what
-    will serve again once stable takes the new version."""
+    The HPA watches the stable pods only, and while a canary takes a share of the traffic
+    they look less busy than the load is: the routers hold the floor at the stable pods
+    there are, so the HPA may add pods but not take any away until the rollout ends. A
+    rollback sends everything back to stable at once and must find it at full size, the
+    canary is sized from it, and during a promotion (the canary alone serving) stable must
+    not shrink under what will serve again once it takes the new version."""
     client = build_service(md)
     if client_variant is not None:
         client["spec"]["selector"][VARIANT_LABEL] = client_variant
     objects = [client, build_service(md, "stable"), build_service(md, "canary")]
-    hpa = build_hpa(md, serving_pods)
+    hpa = build_hpa(md, floor)
     if hpa is not None:
         objects.append(hpa)
     return objects

@@ -33,9 +33,9 @@ def route(
     canary = max(1, math.ceil(base * max(weight, mirror) / 100)) if canary_running and base else 0
     share = weight if canary_running else 0
     if share >= 100:
-        objects = services(md, "canary", serving_pods=canary)
+        objects = services(md, "canary", floor=canary)
     else:
-        objects = services(md, "stable")
+        objects = services(md, "stable", floor=base if share > 0 else None)
     objects.append(build_httproute(md, share if canary_running else None, mirror))
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
 

@@ -56,11 +56,11 @@ def route(
     if not canary_running or weight <= 0:
         objects, share = services(md, "stable"), 0
     elif weight >= 100 and canary_ready >= canary:
-        objects, share = services(md, "canary", serving_pods=canary), 100
+        objects, share = services(md, "canary", floor=canary), 100
     elif weight >= 100:
-        objects = services(md, None, serving_pods=canary)
+        objects = services(md, None, floor=canary)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     else:
-        objects = services(md, None)
+        objects = services(md, None, floor=base)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
