@@ -2,7 +2,8 @@
 scales the serving pods out when the load outgrows them and back in when it stops, the pods
 shed what they cannot serve in time with 503 + Retry-After, and a rollout under an HPA gives
 the canary the share its weight asks and promotes with stable at full size, refusing next to
-nothing (zero is the aim, MAX_REFUSED_IN_ROLLOUT the bound).
+nothing (zero is the aim, MAX_REFUSED_IN_ROLLOUT the bound). One story in one namespace: the
+rollout starts from the pods the overload scaled out to, which saves a second scale-out.
 
 The serving pods get a CPU limit of CPU_LIMIT, so that one pod's capacity is small and nine
 times it fits on this 2-core machine; the load is open loop (a fixed arrival rate, as users
@@ -41,9 +42,8 @@ AUTOSCALING = {
 MODEL = "iris-v2"  # a 50-tree forest
 ROWS_PER_REQUEST = 32
 CLOSE_EVERY = 20
-WARM = {"pause": {"duration": "30s"}}
-"""Time for the canary's new pods to start (about 25 s under CPU_LIMIT) before analysis."""
-STEPS = [{"setWeight": 25}, WARM, "analysis", {"setWeight": 50}, WARM, "analysis"]
+STEPS = [{"setWeight": 25}, "analysis", {"setWeight": 50}, "analysis"]
+"""Each analysis starts once the canary runs all the pods its weight asks (the walk waits)."""
 HOLD = 30
 """Seconds of load at 1x, and at 9x once the HPA has scaled out."""
 MAX_REFUSED_IN_ROLLOUT = 0.001
@@ -52,7 +52,7 @@ the aim; measured here: 4 of 60,000 and 4 of 67,584, in seconds when new pods ha
 joined (the 25% step, the promotion; issue 15's note)."""
 ROLLOUT_LOAD = 1.5
 """The rollout's load, in one pod's capacity: more than one pod can serve, with room on the
-pods the HPA settles on (3 at its 50% target) for the canary's pods starting beside them."""
+pods the HPA scaled out to for the canary's pods starting beside them."""
 P99_BOUND_MS = 1000
 """Accepted requests' p99 under overload must stay under this: without shedding, a queue
 growing by several pods' worth each second would push it to the client's 10 s timeout."""
@@ -184,11 +184,14 @@ def autoscaled(rollout: Rollout, cluster: Cluster, namespace: str) -> Rollout:
     return rollout
 
 
-def test_the_hpa_scales_out_under_load_sheds_only_with_503_and_scales_back_in(
+def test_the_hpa_scales_out_under_overload_and_a_rollout_keeps_its_share_and_scale(
     autoscaled: Rollout, cluster: Cluster, namespace: str
 ) -> None:
     """The load steps from 1x one pod's capacity to 3x, where it stays until the HPA has
-    scaled out to its maximum of 4 ready pods, and then to 9x for HOLD seconds."""
+    scaled out to its maximum of 4 ready pods, and then to 9x for HOLD seconds. At
+    ROLLOUT_LOAD on those pods the version changes; the canary at 25% and 50% is sized from
+    them and gets that share of the answers, and stable has as many pods once promoted.
+    Without load the HPA scales back in; removing `autoscaling` deletes it."""
     client = autoscaled.client
     capacity = one_pod_capacity(client, namespace)
     scaling = Scaling(cluster, namespace)
@@ -214,29 +217,28 @@ def test_the_hpa_scales_out_under_load_sheds_only_with_503_and_scales_back_in(
         assert latency_quantile(load, 0.99) <= P99_BOUND_MS, summary(name, load)
     assert steps[2][1]["failed"] > 0, "9x one pod's capacity was never refused: no overload"
 
-    scaling.until("the HPA to scale back in to 1 pod", lambda d, r: d == 1, timeout=240)
+    a_rollout_keeps_the_canary_share_and_promotes(autoscaled, cluster, namespace, capacity)
 
+    scaling.until("the HPA to scale back in to 1 pod", lambda d, r: d == 1, timeout=240)
     autoscaled.spec = {"replicas": 2, "resources": RESOURCES}
-    cluster.apply(autoscaled.md(MODEL, strategy()), namespace=namespace)
+    cluster.apply(autoscaled.md("iris-v2b", strategy()), namespace=namespace)
     wait_for("the HPA to be deleted", lambda: cluster.find("hpa", "iris", namespace) is None)
     scaling.until("the operator to own the count again", lambda d, r: d == r == 2, timeout=120)
 
 
-def test_a_rollout_under_autoscaling_keeps_the_canary_share_and_promotes(
-    autoscaled: Rollout, cluster: Cluster, namespace: str
+def a_rollout_keeps_the_canary_share_and_promotes(
+    autoscaled: Rollout, cluster: Cluster, namespace: str, capacity: float
 ) -> None:
-    """Under ROLLOUT_LOAD the HPA settles on 3-4 pods; the canary at 25% and 50% is sized from
-    them and gets that share of the answers, and stable has as many pods once promoted."""
+    """The rollout half of the story, from the pods the overload left (3 or 4 ready)."""
     client = autoscaled.client
     copy = json.loads(json.dumps(autoscaled.models[MODEL]))
     copy["metadata"]["name"], copy["spec"]["version"] = "iris-v2b", "v2b"
     autoscaled.models["iris-v2b"] = copy
     autoscaled.register("iris-v2b")  # the same artifact: the same cost per request
 
-    capacity = one_pod_capacity(client, namespace)
     scaling = Scaling(cluster, namespace)
     run_at(client, namespace, ROLLOUT_LOAD * capacity, seconds=600)
-    scaling.until("the HPA to settle on 3 or more ready pods", lambda d, r: d == r >= 3,
+    scaling.until("3 or more ready pods at the rollout's load", lambda d, r: d == r >= 3,
                   timeout=240)  # fmt: skip
     started = autoscaled.load_second()
     before, _ = scaling.look()

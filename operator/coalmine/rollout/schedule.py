@@ -77,13 +77,17 @@ def requeue_after(
             assert status.step_started_at is not None
             times.append(status.step_started_at + parse_duration(step.pause.duration))
         run = status.analysis_run
-        if (
-            step is not None
-            and step.analysis is not None
-            and run is not None
-            and status.phase != "Paused"
-        ):
+        started = run is not None and run.step_index == status.current_step_index
+        moving = step is not None and status.phase != "Paused"
+        if moving and step is not None and step.analysis is not None and started and run:
             times.append(next_measurement(run, step.analysis))
+        elif moving and step is not None and (step.analysis or step.pause) and strategy:
+            # Waiting for the canary's pods at its new size, which must be ready in time.
+            assert status.step_started_at is not None
+            deadline = timedelta(seconds=strategy.progress_deadline_seconds)
+            ready_by = counted_from(status.step_started_at, watching_since) + deadline
+            if ready_by > now:
+                times.append(ready_by)
     if not times:
         return None
     return max(0.0, (min(times) - now).total_seconds())

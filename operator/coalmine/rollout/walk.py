@@ -13,6 +13,7 @@ from coalmine.rollout.commands import is_full_promote
 from coalmine.rollout.draft import Draft, approval_message, clip
 from coalmine.rollout.health import crash_loop, is_ready
 from coalmine.rollout.revision import runs
+from coalmine.traffic import canary_pods
 
 OUTCOME_EVENTS: dict[str, tuple[Literal["Normal", "Warning"], str]] = {
     "Successful": ("Normal", "AnalysisSuccessful"),
@@ -113,6 +114,8 @@ def _walk(d: Draft) -> None:
         if _gated(d, step):
             d.set_phase("Paused", "AwaitingApproval", approval_message(d), event="Normal")
             return
+        if _measures_or_waits(step) and not _canary_at_size(d, step):
+            return
         if not _step_done(d, step):
             return
         _complete(d, step, "")
@@ -124,6 +127,39 @@ def _position(d: Draft) -> str:
     assert d.status.canary is not None
     total = len(d.strategy.steps)
     return f"step {d.status.current_step_index + 1}/{total} at {d.status.canary.weight}%"
+
+
+def _measures_or_waits(step: Step) -> bool:
+    return step.analysis is not None or step.pause is not None
+
+
+def _canary_at_size(d: Draft, step: Step) -> bool:
+    """Whether the canary runs every pod its weight asks, all ready, so that a pause or an
+    analysis judges the canary at the share its weight asks, not a part of it. Checked
+    until the step's analysis has begun: pods the HPA adds later do not stop it.
+
+    The pod count follows the weight in the apply after the plan that set it, so the
+    observation may still show the old count: the size is the router's, for the stable
+    pods seen. Pods not all ready within the progress deadline roll the canary back, as a
+    canary that never became ready does."""
+    st, seen = d.status, d.obs.canary
+    assert st.step_started_at is not None
+    assert st.canary is not None
+    run = st.analysis_run
+    if step.analysis is not None and run is not None and run.step_index == st.current_step_index:
+        return True
+    stable_pods = d.obs.stable.replicas if d.obs.stable is not None else None
+    wanted = canary_pods(d.md, st.canary.weight, stable_pods)
+    if seen is not None and seen.rolled_out and seen.replicas >= wanted:
+        return True
+    deadline = d.strategy.progress_deadline_seconds
+    pods = f"{seen.ready_replicas if seen else 0}/{wanted} ready"
+    if d.now >= d.counted_from(st.step_started_at) + timedelta(seconds=deadline):
+        rollback(d, f"canary pods not all ready within {deadline}s of {_position(d)} ({pods})")
+        return False
+    message = f"{_position(d)}: waiting for the canary's pods ({pods})"
+    d.set_phase("Progressing", "WaitingForCanaryPods", message)
+    return False
 
 
 def _step_done(d: Draft, step: Step) -> bool:

@@ -6,7 +6,7 @@ from coalmine.api.deployment import ModelDeployment
 from coalmine.traffic import gatewayapi, kubernetes
 from coalmine.traffic.common import TrafficPlan
 
-__all__ = ["TrafficPlan", "route"]
+__all__ = ["TrafficPlan", "canary_pods", "route"]
 
 
 def route(
@@ -23,3 +23,11 @@ def route(
     if md.spec.traffic.router == "gatewayAPI":
         return gatewayapi.route(md, canary_running, weight, mirror, stable_pods)
     return kubernetes.route(md, canary_running, weight, stable_pods, canary_ready)
+
+
+def canary_pods(md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
+    """The canary pods `md`'s router runs at `weight` beside `stable_pods`: what a step
+    waits for before it pauses or measures (a mirror share can only add to it)."""
+    if md.spec.traffic.router == "gatewayAPI":
+        return gatewayapi.canary_size(md, weight, stable_pods)
+    return kubernetes.canary_size(md, weight, stable_pods)

@@ -24,13 +24,19 @@ from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 
 
+def canary_size(md: ModelDeployment, share: int, stable_pods: int | None) -> int:
+    """Canary pods for `share` percent (its weight or mirror share) beside `stable_pods`."""
+    base = base_replicas(md, stable_pods)
+    return max(1, math.ceil(base * share / 100)) if base else 0
+
+
 def route(
     md: ModelDeployment, canary_running: bool, weight: int, mirror: int, stable_pods: int | None
 ) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent, mirroring `mirror`, beside
     `stable_pods` (the stable Deployment's current count; None before it exists)."""
     base = base_replicas(md, stable_pods)
-    canary = max(1, math.ceil(base * max(weight, mirror) / 100)) if canary_running and base else 0
+    canary = canary_size(md, max(weight, mirror), stable_pods) if canary_running else 0
     share = weight if canary_running else 0
     if share >= 100:
         objects = services(md, "canary", floor=canary)

@@ -28,11 +28,10 @@ def canary_replicas_for(stable: int, weight: int) -> int:
     return min(candidates, key=lambda c: (abs(c / (stable + c) - weight / 100), c))
 
 
-def _canary_replicas(base: int, canary_running: bool, load: int) -> int:
-    """Canary pods for `load` percent of the stable traffic; one while warming at 0."""
-    if not canary_running:
-        return 0
-    return max(canary_replicas_for(base, load), 1 if base > 0 else 0)
+def canary_size(md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
+    """Canary pods for `weight` percent beside `stable_pods`; one while warming at 0."""
+    base = base_replicas(md, stable_pods)
+    return max(canary_replicas_for(base, weight), 1 if base > 0 else 0)
 
 
 def route(
@@ -52,7 +51,7 @@ def route(
     still starting the pods it needs for it.
     """
     base = base_replicas(md, stable_pods)
-    canary = _canary_replicas(base, canary_running, weight)
+    canary = canary_size(md, weight, stable_pods) if canary_running else 0
     if not canary_running or weight <= 0:
         objects, share = services(md, "stable"), 0
     elif weight >= 100 and canary_ready >= canary:

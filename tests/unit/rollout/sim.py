@@ -176,6 +176,8 @@ class Sim:
     stable_on: tuple[str, str] | None = None
     """(ModelVersion, template hash) the stable Deployment runs."""
     canary_on: tuple[str, str] | None = None
+    canary_pods: tuple[int, int] | None = None
+    """(desired, ready) pods of the canary Deployment, when not one ready pod (or none)."""
     watching_since: datetime | None = None
     """When the operator began to act (its lease, its start); None: always could."""
     plans: list[Plan] = field(default_factory=list)
@@ -217,6 +219,11 @@ class Sim:
                 restarts=self.canary_restarts,
                 crash=self.canary_crash,
             )
+            if self.canary_pods is not None:
+                desired, ready = self.canary_pods
+                canary = replace(
+                    canary, replicas=desired, ready_replicas=ready, rolled_out=ready == desired
+                )
         return Observation(
             now=self.now,
             target=target,
