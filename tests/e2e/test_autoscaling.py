@@ -7,14 +7,15 @@ rollout starts from the pods the overload scaled out to, which saves a second sc
 
 The serving pods get a CPU limit of CPU_LIMIT, so that one pod's capacity is small and nine
 times it fits on this 2-core machine; the load is open loop (a fixed arrival rate, as users
-arrive), which is what shows queueing. Each test measures one pod's capacity first.
+arrive), which is what shows queueing. The story measures one pod's capacity first.
 
-Requests carry ROWS_PER_REQUEST rows, and the client keeps connections open and closes one
-every CLOSE_EVERY requests (a connection lifetime, so kube-proxy spreads load onto new
-pods). Measured on one pod with this limit, that is what lets a pod shed: a refusal costs
-a fraction of a served request. With one row per request and a new connection each, a
-refusal costs about what serving does (the connection is most of the work), so past
-capacity the wait grows in the kernel's accept queue, where no server can see or shed it.
+Requests carry OVERLOAD_ROWS rows (ROLLOUT_ROWS in the rollout), and the client keeps
+connections open and closes one every CLOSE_EVERY requests (a connection lifetime, so
+kube-proxy spreads load onto new pods). Measured on one pod with this limit, that is what
+lets a pod shed: a refusal costs a fraction of a served request. With one row per request
+and a new connection each, a refusal costs about what serving does (the connection is most
+of the work), so past capacity the wait grows in the kernel's accept queue, where no server
+can see or shed it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ AUTOSCALING = {
     "scaleDownStabilizationSeconds": 20,
 }
 MODEL = "iris-v2"  # a 50-tree forest
-ROWS_PER_REQUEST = 32
+OVERLOAD_ROWS = 256
+"""Rows per request while the load steps up: enough work per request that refusing one costs
+a small part of serving it, whatever the CPU. On a host where one pod served 450-580 req/s of
+32 rows (281 of 128), nine times that kept 2,048 requests in flight at a p99 of 1 s: the pods
+spent their quota on refusals."""
+ROLLOUT_ROWS = 32
+"""Rows per request during the rollout: with 256, a few requests queued on a pod at 150m
+exceed the 50 ms queueing budget, and 0.8% were refused at 1.5x (4 of 67,584 with 32)."""
 CLOSE_EVERY = 20
 STEPS = [{"setWeight": 25}, "analysis", {"setWeight": 50}, "analysis"]
 """Each analysis starts once the canary runs all the pods its weight asks (the walk waits)."""
@@ -106,14 +114,14 @@ def url(namespace: str) -> str:
     return f"http://iris.{namespace}.svc.cluster.local/v2/models/iris/infer"
 
 
-def bodies() -> list[dict[str, Any]]:
-    """Each request: ROWS_PER_REQUEST rows, all of one of ROWS."""
+def bodies(rows: int = OVERLOAD_ROWS) -> list[dict[str, Any]]:
+    """Each request: `rows` rows, all of one of ROWS."""
     out = []
     for row in ROWS:
         one = body(row)
         tensor = one["inputs"][0]
-        tensor["shape"] = [ROWS_PER_REQUEST, len(row)]
-        tensor["data"] = row * ROWS_PER_REQUEST
+        tensor["shape"] = [rows, len(row)]
+        tensor["data"] = row * rows
         out.append(one)
     return out
 
@@ -126,24 +134,26 @@ def pod_metrics_served(cluster: Cluster, namespace: str) -> bool:
     return raw.returncode == 0 and bool(json.loads(raw.stdout).get("items"))
 
 
-def one_pod_capacity(client: InClusterClient, namespace: str) -> float:
+def one_pod_capacity(client: InClusterClient, namespace: str, rows: int) -> float:
     """Requests per second one pod accepts when offered more than it can serve: 16 clients
     back to back for 8 s, the excess refused fast with 503."""
-    client.start_load(url(namespace), bodies(), concurrency=16, max_requests=50_000, max_seconds=8,
-                      close_every=CLOSE_EVERY)  # fmt: skip
+    client.start_load(url(namespace), bodies(rows), concurrency=16, max_requests=50_000,
+                      max_seconds=8, close_every=CLOSE_EVERY)  # fmt: skip
     load = wait_for(
         "the capacity probe", lambda: (s := client.load_status())["running"] is False and s
     )
     capacity = load["ok"] / 8
-    print(f"\none pod ({CPU_LIMIT} CPU): {capacity:.0f} req/s accepted; codes {load['codes']}")
+    print(f"\none pod ({CPU_LIMIT} CPU), {rows} rows: {capacity:.0f} req/s; codes {load['codes']}")
     assert capacity > 5, load
     return capacity
 
 
-def run_at(client: InClusterClient, namespace: str, rate: float, seconds: int) -> None:
+def run_at(
+    client: InClusterClient, namespace: str, rate: float, seconds: int, rows: int = OVERLOAD_ROWS
+) -> None:
     client.start_load(
         url(namespace),
-        bodies(),
+        bodies(rows),
         concurrency=64,
         max_requests=int(rate * seconds) + 100,
         max_seconds=seconds,
@@ -165,7 +175,7 @@ def only_shed_with_retry_after(load: dict[str, Any]) -> None:
     assert set(load["codes"]) <= {"OK", "Service Unavailable"}, load["codes"]
     assert load["failed"] == load["codes"].get("Service Unavailable", 0), load["errors"]
     assert load["retryAfter"] == load["failed"], "a 503 without Retry-After"
-    assert load["skipped"] == 0, "the client had 512 requests in flight"
+    assert load["skipped"] == 0, "the client had 2,048 requests in flight"
 
 
 @pytest.fixture
@@ -193,7 +203,8 @@ def test_the_hpa_scales_out_under_overload_and_a_rollout_keeps_its_share_and_sca
     them and gets that share of the answers, and stable has as many pods once promoted.
     Without load the HPA scales back in; removing `autoscaling` deletes it."""
     client = autoscaled.client
-    capacity = one_pod_capacity(client, namespace)
+    capacity = one_pod_capacity(client, namespace, OVERLOAD_ROWS)
+    rollout_capacity = one_pod_capacity(client, namespace, ROLLOUT_ROWS)
     scaling = Scaling(cluster, namespace)
     steps: list[tuple[str, dict[str, Any]]] = []
 
@@ -217,7 +228,7 @@ def test_the_hpa_scales_out_under_overload_and_a_rollout_keeps_its_share_and_sca
         assert latency_quantile(load, 0.99) <= P99_BOUND_MS, summary(name, load)
     assert steps[2][1]["failed"] > 0, "9x one pod's capacity was never refused: no overload"
 
-    a_rollout_keeps_the_canary_share_and_promotes(autoscaled, cluster, namespace, capacity)
+    a_rollout_keeps_the_canary_share_and_promotes(autoscaled, cluster, namespace, rollout_capacity)
 
     scaling.until("the HPA to scale back in to 1 pod", lambda d, r: d == 1, timeout=240)
     autoscaled.spec = {"replicas": 2, "resources": RESOURCES}
@@ -229,7 +240,8 @@ def test_the_hpa_scales_out_under_overload_and_a_rollout_keeps_its_share_and_sca
 def a_rollout_keeps_the_canary_share_and_promotes(
     autoscaled: Rollout, cluster: Cluster, namespace: str, capacity: float
 ) -> None:
-    """The rollout half of the story, from the pods the overload left (3 or 4 ready)."""
+    """The rollout half of the story, from the pods the overload left (3 or 4 ready), at
+    ROLLOUT_LOAD times `capacity`, one pod's for ROLLOUT_ROWS."""
     client = autoscaled.client
     copy = json.loads(json.dumps(autoscaled.models[MODEL]))
     copy["metadata"]["name"], copy["spec"]["version"] = "iris-v2b", "v2b"
@@ -237,7 +249,7 @@ def a_rollout_keeps_the_canary_share_and_promotes(
     autoscaled.register("iris-v2b")  # the same artifact: the same cost per request
 
     scaling = Scaling(cluster, namespace)
-    run_at(client, namespace, ROLLOUT_LOAD * capacity, seconds=600)
+    run_at(client, namespace, ROLLOUT_LOAD * capacity, seconds=600, rows=ROLLOUT_ROWS)
     scaling.until("3 or more ready pods at the rollout's load", lambda d, r: d == r >= 3,
                   timeout=240)  # fmt: skip
     started = autoscaled.load_second()

@@ -138,7 +138,7 @@ class InClusterClient:
         close_every: int = 0,
     ) -> None:
         """Closed loop: `concurrency` clients back to back; with `rate`, open loop: that many
-        requests start each second whatever the answers (at most 512 in flight). Every
+        requests start each second whatever the answers (at most 2,048 in flight). Every
         request opens a new connection, unless `close_every` N: then connections are kept
         open and every Nth request closes its own."""
         self._call(

@@ -35,7 +35,7 @@ import (
 
 const (
 	maxConcurrency = 64
-	maxInFlight    = 512 // the open loop's bound on requests in flight
+	maxInFlight    = 2048 // the open loop's bound on requests in flight
 	capRequests    = 1_000_000
 	capSeconds     = 900
 	capRate        = 5_000
