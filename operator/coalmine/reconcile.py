@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from coalmine.analysis import aggregate, measure, parse_metrics, previous_snapshots, window
 from coalmine.analysis.prometheus_client import query_prometheus
 from coalmine.analysis.queries import render_query
-from coalmine.api.base import Condition, ConditionStatus
+from coalmine.api.base import Condition
 from coalmine.api.conditions import set_condition
 from coalmine.api.deployment import (
     COMMAND_ANNOTATIONS,
@@ -38,14 +38,16 @@ from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.deployment import pin_for, renders
-from coalmine.resources.naming import deployment_name, hpa_name, service_name
+from coalmine.resources.naming import deployment_name, hpa_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.commands import new_commands
+from coalmine.rollout.decision import Event
 from coalmine.rollout.draft import clip
 from coalmine.rollout.observation import Observation
-from coalmine.rollout.plan import Measurement, measurement_due, plan
-from coalmine.traffic import route
-from coalmine.traffic.gatewayapi import ROUTED, allowed_mirror, route_acceptance
+from coalmine.rollout.plan import Measurement, Plan, measurement_due, plan
+from coalmine.traffic import ROUTERS, Router, TrafficPlan, router_for
+from coalmine.traffic.gatewayapi import ROUTED
+from coalmine.traffic.router import Routed
 from coalmine.validation import plan_validation
 
 log = logging.getLogger("coalmine.reconcile")
@@ -117,12 +119,42 @@ def reconcile_deployment(
 ) -> float | None:
     """Bring one ModelDeployment one step closer to its spec; returns seconds until due again.
 
+    Four stages: observe what is there, plan (pure: the next status, what should run, the
+    events), apply what should run (traffic first), persist the status and the events.
     `watching_since` says since when this operator can act (Observation.watching_since)."""
+    seen = observe(kube, namespace, name, clock(), watching_since)
+    if seen is None:
+        return None
+    decision = plan(seen.md, seen.obs)
+    record_decision(namespace, name, decision.status, decision.events, seen.obs.measurement)
+    applied = apply(kube, seen, decision)
+    persist(kube, seen, decision, applied)
+    if applied.routed is not None and applied.routed[0] == "Unknown":
+        # The route's status is only read when applied: look again once the Gateway had a moment.
+        return min(decision.requeue_after or ROUTE_RECHECK, ROUTE_RECHECK)
+    return decision.requeue_after
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the observe stage read: the resource as it came and as the plan reads it."""
+
+    body: dict[str, Any]
+    md: ModelDeployment
+    obs: Observation
+    deployments: dict[Variant, dict[str, Any] | None]
+    """Each variant's Deployment as read (None: none yet)."""
+
+
+def observe(
+    kube: Kube, namespace: str, name: str, now: datetime, watching_since: datetime | None
+) -> Seen | None:
+    """Read the ModelDeployment, its strategy, ModelVersions and variants, and measure when an
+    analysis is due; None when it is gone or going."""
     body = kube.get("ModelDeployment", namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     md = ModelDeployment.model_validate(body)
-    now = clock()
     strategy = _strategy(kube, md)
     target = _model_version(kube, namespace, md.spec.model_version)
     stable_obs, stable_dep = observe_variant(kube, md, "stable")
@@ -131,7 +163,6 @@ def reconcile_deployment(
     measurement = _measure(kube, md, due, target, now) if due is not None else None
     annotations = md.metadata.annotations
     commands = {k: annotations[a] for k, a in COMMAND_ANNOTATIONS.items() if a in annotations}
-    versions = _model_versions(kube, md, target, commands)
     obs = Observation(
         now=now,
         target=target,
@@ -141,65 +172,81 @@ def reconcile_deployment(
         canary=canary_obs,
         measurement=measurement,
         commands=commands,
-        model_versions=versions,
+        model_versions=_model_versions(kube, md, target, commands),
         watching_since=watching_since,
     )
-    decision = plan(md, obs)
-    intent = decision.intent
-    record_decision(namespace, name, decision.status, decision.events, measurement)
+    return Seen(body, md, obs, {"stable": stable_dep, "canary": canary_dep})
 
-    mirroring = intent.mirror and md.spec.traffic.router == "gatewayAPI"
-    classes = gateway_classes(kube, md) if mirroring else {}
+
+@dataclass(frozen=True)
+class Applied:
+    """What the apply stage did that status must tell."""
+
+    traffic: TrafficPlan
+    routed: Routed | None
+    """The TrafficRouted condition, when the router reports one."""
+    warnings: tuple[Event, ...]
+    """The router's, e.g. a mirror its Gateways cannot carry."""
+
+
+def apply(kube: Kube, seen: Seen, decision: Plan) -> Applied:
+    """Write what should run: traffic first, so that a rollback moves clients off the canary
+    before it scales down and a canary has its pods before the Service sends it anyone."""
+    md, obs, intent = seen.md, seen.obs, decision.intent
+    namespace = md.metadata.namespace or "default"
+    router = router_for(md)
+    classes = gateway_classes(kube, router.gateways(md)) if intent.mirror else {}
     previous = md.status.canary.mirror if md.status and md.status.canary else None
-    mirror, warnings = allowed_mirror(intent.mirror, previous, classes)
-    events = [*decision.events, *warnings]
-    traffic = route(
+    mirror, warnings = router.allowed_mirror(intent.mirror, previous, classes)
+    traffic = router.route(
         md,
         canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
         weight=intent.canary_weight,
         mirror=mirror,
-        stable_pods=stable_obs.replicas if stable_obs is not None else None,
-        canary_ready=canary_obs.ready_replicas if canary_obs is not None else 0,
+        stable_pods=obs.stable.replicas if obs.stable is not None else None,
+        canary_ready=obs.canary.ready_replicas if obs.canary is not None else 0,
     )
-    # Traffic first: a rollback moves clients off the canary before it scales down.
-    routed = _apply_traffic(kube, traffic.objects)
-    router = md.spec.traffic.router
-    if router != "gatewayAPI" and md.status is not None and md.status.router == "gatewayAPI":
-        kube.delete("HTTPRoute", namespace, service_name(md))
-    autoscaler = hpa_name(md) if md.spec.autoscaling is not None else None
-    if autoscaler is None and md.status is not None and md.status.autoscaler is not None:
+    routed = _apply_traffic(kube, router, traffic.objects)
+    before = md.status.router if md.status is not None else None
+    if before is not None and before != router.name and before in ROUTERS:
+        for kind, ns, name in ROUTERS[before].owned(md):
+            kube.delete(kind, ns or namespace, name)
+    if md.spec.autoscaling is None and md.status is not None and md.status.autoscaler:
         kube.delete("HorizontalPodAutoscaler", namespace, md.status.autoscaler)
+    versions, deployments = dict(obs.model_versions), seen.deployments
     stable = Serve(intent.stable_model_version, intent.stable_pin, traffic.stable_replicas)
-    _apply_variant(kube, md, "stable", stable, versions, stable_dep)
+    _apply_variant(kube, md, "stable", stable, versions, deployments["stable"])
     if intent.canary_model_version is not None:
         canary = Serve(intent.canary_model_version, intent.canary_pin, traffic.canary_replicas)
-        _apply_variant(kube, md, "canary", canary, versions, canary_dep)
-    elif canary_dep is not None:
+        _apply_variant(kube, md, "canary", canary, versions, deployments["canary"])
+    elif deployments["canary"] is not None:
         # A finished canary's Deployment stays, at zero replicas, as it was.
-        _apply_variant(kube, md, "canary", Serve(None, None, 0), versions, canary_dep)
+        _apply_variant(kube, md, "canary", Serve(None, None, 0), versions, deployments["canary"])
+    return Applied(traffic, routed, tuple(warnings))
 
+
+def persist(kube: Kube, seen: Seen, decision: Plan, applied: Applied) -> None:
+    """One status write, only when it changes anything, then the events."""
+    md, now = seen.md, seen.obs.now
     conditions = [c for c in decision.status.conditions if c.type != ROUTED]
-    if routed is not None:
-        conditions = set_condition(conditions, ROUTED, *routed, now, md.metadata.generation)
-    status = _with_shares(decision.status, traffic.canary_share).model_copy(
+    if applied.routed is not None:
+        conditions = set_condition(conditions, ROUTED, *applied.routed, now, md.metadata.generation)
+    status = _with_shares(decision.status, applied.traffic.canary_share).model_copy(
         update={
             "url": service_url(md),
-            "router": router,
-            "autoscaler": autoscaler,
+            "router": md.spec.traffic.router,
+            "autoscaler": hpa_name(md) if md.spec.autoscaling is not None else None,
             "conditions": conditions,
         }
     )
     new_status = status.to_json()
-    if new_status != (body.get("status") or {}):
+    if new_status != (seen.body.get("status") or {}):
+        namespace, name = md.metadata.namespace or "default", md.metadata.name
         kube.apply_status("ModelDeployment", namespace, name, new_status)
-    for event in events:
+    for event in (*decision.events, *applied.warnings):
         post_event(
-            kube, body, type_=event.type, reason=event.reason, message=event.message, now=now
+            kube, seen.body, type_=event.type, reason=event.reason, message=event.message, now=now
         )
-    if routed is not None and routed[0] == "Unknown":
-        # The route's status is only read here: look again once the Gateway had a moment.
-        return min(decision.requeue_after or ROUTE_RECHECK, ROUTE_RECHECK)
-    return decision.requeue_after
 
 
 def _model_versions(
@@ -266,29 +313,23 @@ def _with_shares(status: ModelDeploymentStatus, canary_share: int) -> ModelDeplo
 
 
 def _apply_traffic(
-    kube: Kube, objects: tuple[dict[str, Any], ...]
-) -> tuple[ConditionStatus, str, str] | None:
-    """Apply the router's objects; the TrafficRouted condition when there is a route.
-
-    A cluster without the Gateway API CRDs refuses the route, not the rest: the
-    Services and Deployments still go out and stable keeps serving.
-    """
-    routed: tuple[ConditionStatus, str, str] | None = None
+    kube: Kube, router: Router, objects: tuple[dict[str, Any], ...]
+) -> Routed | None:
+    """Apply the router's objects; the TrafficRouted condition when the router reports one.
+    An object the router says may be refused (a route without its CRDs) does not stop the
+    rest: the Services and Deployments still go out and stable keeps serving."""
+    routed: Routed | None = None
     for obj in objects:
         try:
             applied = kube.apply(obj)
         except ApiException as exc:
-            if obj["kind"] != "HTTPRoute" or exc.status != 404:
+            refused = router.refused(obj, int(exc.status or 0))
+            if refused is None:
                 raise
-            log.warning("HTTPRoute %s not applied: %s", obj["metadata"]["name"], exc.reason)
-            routed = (
-                "False",
-                "GatewayAPIMissing",
-                "the API server does not serve HTTPRoutes: install the Gateway API CRDs",
-            )
+            log.warning("%s %s not applied: %s", obj["kind"], obj["metadata"]["name"], exc.reason)
+            routed = refused
             continue
-        if obj["kind"] == "HTTPRoute":
-            routed = route_acceptance(applied)
+        routed = router.routed(applied) or routed
     return routed
 
 

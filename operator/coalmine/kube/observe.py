@@ -69,14 +69,14 @@ def observe_variant(
     return obs, dep
 
 
-def gateway_classes(kube: Kube, md: ModelDeployment) -> dict[str, dict[str, Any] | None]:
-    """Each parent Gateway of `md`'s route (namespace/name) -> its GatewayClass, if readable."""
-    settings = md.spec.traffic.gateway_api
+def gateway_classes(
+    kube: Kube, gateways: tuple[tuple[str, str], ...]
+) -> dict[str, dict[str, Any] | None]:
+    """Each Gateway (namespace, name) as "namespace/name" -> its GatewayClass, if readable."""
     found: dict[str, dict[str, Any] | None] = {}
-    for ref in settings.parent_refs if settings is not None else []:
-        ns = ref.namespace or md.metadata.namespace or "default"
-        gateway = kube.get("Gateway", ns, ref.name)
+    for ns, name in gateways:
+        gateway = kube.get("Gateway", ns, name)
         class_name = (gateway or {}).get("spec", {}).get("gatewayClassName")
         gateway_class = kube.get("GatewayClass", None, class_name) if class_name else None
-        found[f"{ns}/{ref.name}"] = gateway_class
+        found[f"{ns}/{name}"] = gateway_class
     return found

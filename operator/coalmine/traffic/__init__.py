@@ -1,12 +1,25 @@
-"""Traffic routers: turn a canary weight into Services, routes and replica counts."""
+"""Traffic routers: turn a canary weight into Services, routes and replica counts.
+
+Each router is one module with a class that is a `Router`; `ROUTERS` registers them by the
+name `spec.traffic.router` gives, and `router_for` is all a caller needs.
+"""
 
 from __future__ import annotations
 
 from coalmine.api.deployment import ModelDeployment
-from coalmine.traffic import gatewayapi, kubernetes
 from coalmine.traffic.common import TrafficPlan
+from coalmine.traffic.gatewayapi import GatewayAPIRouter
+from coalmine.traffic.kubernetes import KubernetesRouter
+from coalmine.traffic.router import Router
 
-__all__ = ["TrafficPlan", "canary_pods", "route"]
+__all__ = ["ROUTERS", "Router", "TrafficPlan", "canary_pods", "route", "router_for"]
+
+ROUTERS: dict[str, Router] = {r.name: r for r in (KubernetesRouter(), GatewayAPIRouter())}
+
+
+def router_for(md: ModelDeployment) -> Router:
+    """The router `md.spec.traffic.router` names (the schema admits only registered ones)."""
+    return ROUTERS[md.spec.traffic.router]
 
 
 def route(
@@ -17,17 +30,12 @@ def route(
     stable_pods: int | None,
     canary_ready: int,
 ) -> TrafficPlan:
-    """The plan of the router `md.spec.traffic.router` names; `stable_pods` is the stable
-    Deployment's current count (None before it exists), which an HPA sets, `canary_ready`
-    the canary's ready pods now."""
-    if md.spec.traffic.router == "gatewayAPI":
-        return gatewayapi.route(md, canary_running, weight, mirror, stable_pods)
-    return kubernetes.route(md, canary_running, weight, stable_pods, canary_ready)
+    """The plan of `md`'s router; `stable_pods` is the stable Deployment's current count
+    (None before it exists), which an HPA sets, `canary_ready` the canary's ready pods now."""
+    return router_for(md).route(md, canary_running, weight, mirror, stable_pods, canary_ready)
 
 
 def canary_pods(md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
     """The canary pods `md`'s router runs at `weight` beside `stable_pods`: what a step
     waits for before it pauses or measures (a mirror share can only add to it)."""
-    if md.spec.traffic.router == "gatewayAPI":
-        return gatewayapi.canary_size(md, weight, stable_pods)
-    return kubernetes.canary_size(md, weight, stable_pods)
+    return router_for(md).canary_size(md, weight, stable_pods)

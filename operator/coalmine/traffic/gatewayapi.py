@@ -20,8 +20,10 @@ from coalmine.api.base import ConditionStatus
 from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
 from coalmine.resources.httproute import build_httproute
+from coalmine.resources.naming import service_name
 from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
+from coalmine.traffic.router import ObjectRef, Routed
 
 
 def canary_size(md: ModelDeployment, share: int, stable_pods: int | None) -> int:
@@ -111,3 +113,52 @@ def route_acceptance(httproute: Manifest) -> tuple[ConditionStatus, str, str]:
     if not accepted:
         return "Unknown", "AwaitingGateway", "no Gateway has accepted the route yet"
     return "True", "RouteAccepted", f"accepted by {', '.join(sorted(set(accepted)))}"
+
+
+MISSING_CRDS: Routed = (
+    "False",
+    "GatewayAPIMissing",
+    "the API server does not serve HTTPRoutes: install the Gateway API CRDs",
+)
+
+
+class GatewayAPIRouter:
+    """The `gatewayAPI` router as a `Router`: its HTTPRoute, and the Gateways behind it."""
+
+    name = "gatewayAPI"
+
+    def route(
+        self,
+        md: ModelDeployment,
+        canary_running: bool,
+        weight: int,
+        mirror: int,
+        stable_pods: int | None,
+        canary_ready: int,
+    ) -> TrafficPlan:
+        return route(md, canary_running, weight, mirror, stable_pods)
+
+    def canary_size(self, md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
+        return canary_size(md, weight, stable_pods)
+
+    def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
+        settings = md.spec.traffic.gateway_api
+        own = md.metadata.namespace or "default"
+        refs = settings.parent_refs if settings is not None else []
+        return tuple((ref.namespace or own, ref.name) for ref in refs)
+
+    def allowed_mirror(
+        self, wanted: int, previous: int | None, classes: dict[str, Manifest | None]
+    ) -> tuple[int, list[Event]]:
+        return allowed_mirror(wanted, previous, classes)
+
+    def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
+        return (("HTTPRoute", md.metadata.namespace or "default", service_name(md)),)
+
+    def routed(self, applied: Manifest) -> Routed | None:
+        return route_acceptance(applied) if applied.get("kind") == "HTTPRoute" else None
+
+    def refused(self, obj: Manifest, status: int) -> Routed | None:
+        """A cluster without the Gateway API CRDs refuses the route, not the rest: the
+        Services and Deployments still go out and stable keeps serving."""
+        return MISSING_CRDS if obj["kind"] == "HTTPRoute" and status == 404 else None

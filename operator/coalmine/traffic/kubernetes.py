@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 
 from coalmine.api.deployment import ModelDeployment
+from coalmine.resources import Manifest
+from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
+from coalmine.traffic.router import ObjectRef, Routed
 
 
 def canary_replicas_for(stable: int, weight: int) -> int:
@@ -63,3 +66,40 @@ def route(
         objects = services(md, None, floor=base)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
+
+
+class KubernetesRouter:
+    """The `kubernetes` router as a `Router`: nothing to read, own or report."""
+
+    name = "kubernetes"
+
+    def route(
+        self,
+        md: ModelDeployment,
+        canary_running: bool,
+        weight: int,
+        mirror: int,
+        stable_pods: int | None,
+        canary_ready: int,
+    ) -> TrafficPlan:
+        return route(md, canary_running, weight, stable_pods, canary_ready)
+
+    def canary_size(self, md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
+        return canary_size(md, weight, stable_pods)
+
+    def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def allowed_mirror(
+        self, wanted: int, previous: int | None, classes: dict[str, Manifest | None]
+    ) -> tuple[int, list[Event]]:
+        return wanted, []  # status says what the step asks; nothing here copies requests
+
+    def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
+        return ()
+
+    def routed(self, applied: Manifest) -> Routed | None:
+        return None
+
+    def refused(self, obj: Manifest, status: int) -> Routed | None:
+        return None

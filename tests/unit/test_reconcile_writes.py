@@ -1,0 +1,176 @@
+"""What one reconcile writes, and in what order, against a recording fake of the kube layer:
+traffic moves before pods go, a canary has its pod before the Service sends it anyone, and a
+reconcile with nothing to change writes no status and posts no event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, get_args
+
+import pytest
+
+from coalmine.api.deployment import Traffic
+from coalmine.reconcile import reconcile_deployment
+from coalmine.traffic import ROUTERS
+from tests.unit.recording_kube import RecordingKube, Write
+
+NS = "ml"
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+STRATEGY = {
+    "steps": [{"setWeight": 50}, {"pause": {}}],
+    "abortScaleDownDelaySeconds": 0,
+    "scaleDownDelaySeconds": 0,
+}
+
+
+def model_version(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "coalmine.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}"},
+        "spec": {
+            "model": "iris",
+            "version": name.removeprefix("iris-"),
+            "uri": f"s3://models/{name}.skops",
+            "sha256": "0" * 64,
+            "format": "skops",
+        },
+        "status": {"phase": "Validated"},
+    }
+
+
+class World:
+    """One ModelDeployment (2 replicas) served against the fake, with a clock."""
+
+    def __init__(self) -> None:
+        self.kube = RecordingKube()
+        self.now = T0
+        for name in ("iris-v1", "iris-v2"):
+            self.kube.put(model_version(name))
+        self.kube.put(
+            {
+                "apiVersion": "coalmine.dev/v1alpha1",
+                "kind": "ModelDeployment",
+                "metadata": {"name": "iris", "namespace": NS, "uid": "uid-md", "generation": 1},
+                "spec": {"modelVersion": "iris-v1", "replicas": 2, "strategy": STRATEGY},
+            }
+        )
+
+    @property
+    def md(self) -> dict[str, Any]:
+        found = self.kube.get("ModelDeployment", NS, "iris")
+        assert found is not None
+        return found
+
+    def edit(self, **spec: Any) -> None:
+        md = self.md
+        md["spec"].update(spec)
+        md["metadata"]["generation"] += 1
+        self.kube.put(md)
+
+    def annotate(self, key: str, value: str) -> None:
+        md = self.md
+        md["metadata"].setdefault("annotations", {})[key] = value
+        self.kube.put(md)
+
+    def reconcile(self, seconds: float = 1) -> list[Write]:
+        """One reconcile, `seconds` after the last; the writes it made."""
+        self.now += timedelta(seconds=seconds)
+        start = len(self.kube.writes)
+        reconcile_deployment(self.kube, NS, "iris", clock=lambda: self.now)
+        return self.kube.writes[start:]
+
+    def until(self, phase: str, limit: int = 10) -> None:
+        for _ in range(limit):
+            self.reconcile()
+            if self.md.get("status", {}).get("phase") == phase:
+                return
+        pytest.fail(f"never {phase}: {self.md.get('status')}")
+
+
+def index(writes: list[Write], kind: str, name: str) -> int:
+    return next(i for i, w in enumerate(writes) if w.kind == kind and w.name == name)
+
+
+def at_the_pause() -> World:
+    world = World()
+    world.until("Healthy")
+    world.edit(modelVersion="iris-v2")
+    world.until("Paused")
+    status = world.md["status"]
+    assert status["canary"]["weight"] == 50
+    return world
+
+
+def test_a_rollback_moves_traffic_to_stable_before_the_canary_scales_down() -> None:
+    world = at_the_pause()
+    world.annotate("coalmine.dev/abort", "t1")
+    writes = world.reconcile()
+    service = index(writes, "Service", "iris")
+    assert writes[service].selector()["coalmine.dev/variant"] == "stable"
+    canary = index(writes, "Deployment", "iris-canary")
+    assert writes[canary].replicas() == 0
+    assert service < canary
+    assert world.md["status"]["phase"] == "RolledBack"
+
+
+def test_a_new_canary_takes_no_traffic_in_the_reconcile_that_creates_it() -> None:
+    world = World()
+    world.until("Healthy")
+    world.edit(modelVersion="iris-v2")
+    writes = world.reconcile()
+    created = index(writes, "Deployment", "iris-canary")
+    assert writes[created].replicas() == 1
+    service = writes[index(writes, "Service", "iris")]
+    assert service.selector()["coalmine.dev/variant"] == "stable"
+
+
+def test_a_weight_moves_traffic_before_the_canary_grows_to_its_share() -> None:
+    """At 50% beside 2 stable pods the canary runs 2; the Service selects both variants in
+    the same reconcile, before the Deployment grows, so a rollback's order holds both ways."""
+    world = World()
+    world.until("Healthy")
+    world.edit(modelVersion="iris-v2")
+    world.reconcile()  # the canary Deployment, one pod
+    writes = world.reconcile()  # ready: the weight step
+    service = index(writes, "Service", "iris")
+    assert "coalmine.dev/variant" not in writes[service].selector()
+    canary = index(writes, "Deployment", "iris-canary")
+    assert writes[canary].replicas() == 2
+    assert service < canary
+
+
+def test_a_reconcile_with_nothing_to_change_writes_no_status_and_posts_nothing() -> None:
+    world = World()
+    world.until("Healthy")
+    world.reconcile()
+    writes = world.reconcile(30)
+    assert [w for w in writes if w.verb in ("apply_status", "create", "delete")] == []
+    # Every child is applied again (server-side apply makes it a no-op on the server);
+    # skipping those that equal the cache is issue 16's next step.
+    assert sorted((w.kind, w.name) for w in writes) == [
+        ("Deployment", "iris-stable"),
+        ("Service", "iris"),
+        ("Service", "iris-canary"),
+        ("Service", "iris-stable"),
+    ]
+
+
+def test_a_router_that_takes_over_removes_what_only_the_old_one_wrote() -> None:
+    world = World()
+    world.edit(traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}})
+    world.until("Healthy")
+    assert world.kube.get("HTTPRoute", NS, "iris") is not None
+    world.edit(traffic={"router": "kubernetes"})
+    writes = world.reconcile()
+    assert [(w.verb, w.kind, w.name) for w in writes if w.verb == "delete"] == [
+        ("delete", "HTTPRoute", "iris")
+    ]
+    assert world.kube.get("HTTPRoute", NS, "iris") is None
+    assert world.md["status"]["router"] == "kubernetes"
+
+
+def test_every_router_the_schema_admits_is_registered() -> None:
+    admitted = get_args(Traffic.model_fields["router"].annotation)
+    assert set(admitted) == set(ROUTERS)
+    assert all(router.name == name for name, router in ROUTERS.items())
