@@ -45,6 +45,7 @@ from coalmine.rollout.decision import Event
 from coalmine.rollout.draft import clip
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, Plan, measurement_due, plan
+from coalmine.rollout.reasons import RECONCILE_ERROR
 from coalmine.traffic import ROUTERS, Router, TrafficPlan, router_for
 from coalmine.traffic.gatewayapi import ROUTED
 from coalmine.traffic.router import Routed
@@ -331,9 +332,6 @@ def _apply_traffic(
             continue
         routed = router.routed(applied) or routed
     return routed
-
-
-RECONCILE_ERROR = "ReconcileError"
 
 
 def report_failure(

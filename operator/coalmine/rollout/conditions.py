@@ -29,8 +29,9 @@ from coalmine.api.deployment import (
     RECONCILING,
     STALLED,
 )
+from coalmine.rollout import reasons
 from coalmine.rollout.draft import Draft
-from coalmine.rollout.revision import MODEL_VERSION_PRESENT, pinned_problem
+from coalmine.rollout.revision import pinned_problem
 
 
 def _flag(value: bool) -> ConditionStatus:
@@ -66,7 +67,7 @@ def _availability(d: Draft, result: list[Condition]) -> list[Condition]:
     before = next((c for c in result if c.type == MODEL_VERSION_AVAILABLE), None)
     if problem is None:
         status: ConditionStatus = "True"
-        reason = MODEL_VERSION_PRESENT
+        reason = reasons.MODEL_VERSION_PRESENT
         message = f"stable serves {stable.model_version} as validated"
     else:
         status, (reason, message) = "False", problem

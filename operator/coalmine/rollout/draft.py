@@ -22,6 +22,7 @@ from coalmine.api.governance import (
     split_token,
 )
 from coalmine.api.strategy import RolloutStrategySpec
+from coalmine.rollout import reasons
 from coalmine.rollout.commands import new_commands
 from coalmine.rollout.decision import Event
 from coalmine.rollout.observation import Observation
@@ -36,7 +37,6 @@ MESSAGE_LIMIT = 4096
 """Longest status message the CRD accepts; termination messages can be that long alone."""
 
 
-APPROVED = "Approved"
 """Event reason: the rolling-out version's approval appeared or changed."""
 
 
@@ -139,7 +139,7 @@ class Draft:
             return
         variant.approval = approval
         if approval is not None:
-            self.emit("Normal", APPROVED, f"{variant.version} {approval.text()}")
+            self.emit("Normal", reasons.APPROVED, f"{variant.version} {approval.text()}")
 
     def acted(self, command: CommandName, token: str) -> str:
         """Remember that `command` was acted on, for the next history entry; returns the

@@ -6,6 +6,7 @@ from __future__ import annotations
 from coalmine.api.deployment import Pin, VariantStatus
 from coalmine.api.governance import CommandName
 from coalmine.api.strategy import summarize
+from coalmine.rollout import reasons
 from coalmine.rollout.commands import undo_revision
 from coalmine.rollout.draft import Draft, approval_message
 from coalmine.rollout.health import crash_loop, is_ready
@@ -35,16 +36,24 @@ def _target_problem(d: Draft) -> tuple[str, str, bool] | None:
     name = d.md.spec.model_version
     target = d.obs.target
     if target is None:
-        return "ModelVersionNotFound", f"ModelVersion {name} not found", True
+        return reasons.MODEL_VERSION_NOT_FOUND, f"ModelVersion {name} not found", True
     if not d.obs.target_valid:
         phase = target.status.phase if target.status else "Pending"
         why = target.status.message if target.status and target.status.message else phase
         if phase == "Invalid":
-            return "ModelVersionInvalid", f"ModelVersion {name} is Invalid: {why}", True
-        return "WaitingForValidation", f"ModelVersion {name} is not validated yet ({why})", False
+            return reasons.MODEL_VERSION_INVALID, f"ModelVersion {name} is Invalid: {why}", True
+        return (
+            reasons.WAITING_FOR_VALIDATION,
+            f"ModelVersion {name} is not validated yet ({why})",
+            False,
+        )
     if d.obs.strategy is None:
         ref = d.md.spec.strategy_ref
-        return "StrategyNotFound", f"RolloutStrategy {ref.name if ref else ''} not found", True
+        return (
+            reasons.STRATEGY_NOT_FOUND,
+            f"RolloutStrategy {ref.name if ref else ''} not found",
+            True,
+        )
     return None
 
 
@@ -56,7 +65,7 @@ def _first_serve(d: Draft) -> None:
         d.set_phase("Pending", reason, message, stalled=stalled, event="Warning")
         return
     if not d.approved:
-        d.set_phase("Paused", "AwaitingApproval", approval_message(d))
+        d.set_phase("Paused", reasons.AWAITING_APPROVAL, approval_message(d))
         return
     assert d.obs.target is not None
     st = d.status
@@ -71,7 +80,9 @@ def _first_serve(d: Draft) -> None:
     )
     d.record(st.stable, "Promoted", "first version served")
     d.emit(
-        "Normal", "FirstRevision", f"deploying {st.stable.version} (revision {st.stable.revision})"
+        "Normal",
+        reasons.FIRST_REVISION,
+        f"deploying {st.stable.version} (revision {st.stable.revision})",
     )
     _steady(d)
 
@@ -85,7 +96,7 @@ def _start_or_hold(d: Draft) -> None:
         return
     if _asks_for_aborted(d):
         message = st.message or f"revision {st.aborted_revision} rolled back"
-        d.set_phase("RolledBack", "RolledBack", message, stalled=True)
+        d.set_phase("RolledBack", reasons.ROLLED_BACK, message, stalled=True)
         return
     problem = _target_problem(d)
     if problem is not None:
@@ -118,7 +129,7 @@ def _start_revision(d: Draft) -> None:
     _clear_aborted(d)
     d.emit(
         "Normal",
-        "RolloutStarted",
+        reasons.ROLLOUT_STARTED,
         f"revision {st.latest_revision}: {st.stable.version} -> {target.spec.version}"
         f" ({', '.join(st.canary.changes)} changed; {summarize(d.strategy)})",
     )
@@ -152,7 +163,7 @@ def _supersede(d: Draft) -> None:
     )
     d.record(canary, "Superseded", reason)
     d.end_rollout(d.strategy.abort_scale_down_delay_seconds)
-    d.emit("Normal", "Superseded", f"revision {canary.revision} ({canary.version}): {reason}")
+    d.emit("Normal", reasons.SUPERSEDED, f"revision {canary.revision} ({canary.version}): {reason}")
 
 
 def _steady(d: Draft) -> None:
@@ -161,13 +172,15 @@ def _steady(d: Draft) -> None:
     assert stable is not None
     crash = crash_loop(d.obs.stable, stable, d.strategy.max_canary_restarts)
     if crash is not None:
-        d.set_phase("Degraded", "CrashLoop", f"stable {crash}", stalled=True, event="Warning")
+        d.set_phase(
+            "Degraded", reasons.CRASH_LOOP, f"stable {crash}", stalled=True, event="Warning"
+        )
     elif not is_ready(d.obs.stable, stable, serving=d.stable_serves):
         message = f"rolling out the stable Deployment ({stable.version})"
-        d.set_phase("Progressing", "StableNotReady", message)
+        d.set_phase("Progressing", reasons.STABLE_NOT_READY, message)
     else:
         message = f"serving {stable.version} (revision {stable.revision})"
-        d.set_phase("Healthy", "Serving", message, event="Normal")
+        d.set_phase("Healthy", reasons.SERVING, message, event="Normal")
 
 
 def _stop_commands(d: Draft) -> None:
@@ -183,7 +196,7 @@ def _stop_commands(d: Draft) -> None:
     elif undo is not None:
         _undo(d, undo)
     elif abort is not None:
-        d.emit("Normal", "CommandIgnored", "abort: no rollout in progress")
+        d.emit("Normal", reasons.COMMAND_IGNORED, "abort: no rollout in progress")
 
 
 def _undo(d: Draft, token: str) -> None:
@@ -203,7 +216,7 @@ def _undo(d: Draft, token: str) -> None:
     ]
     if not earlier:
         which = f"revision {wanted}" if wanted is not None else "an earlier promoted revision"
-        d.emit("Warning", "UndoImpossible", f"undo: {which} is not in the history")
+        d.emit("Warning", reasons.UNDO_IMPOSSIBLE, f"undo: {which} is not in the history")
         return
     back = earlier[0]
     found = d.obs.model_versions.get(back.model_version)
@@ -212,7 +225,7 @@ def _undo(d: Draft, token: str) -> None:
             f"undo: revision {back.revision} served ModelVersion {back.model_version}, which"
             " no longer exists as it was"
         )
-        d.emit("Warning", "UndoImpossible", message)
+        d.emit("Warning", reasons.UNDO_IMPOSSIBLE, message)
         return
     author = d.acted("undo", token)
     d.record(current, "RolledBack", f"undone to revision {back.revision} {author}".strip())
@@ -232,8 +245,8 @@ def _undo(d: Draft, token: str) -> None:
         f"revision {current.revision} ({current.version}) undone: serving {back.version}"
         f" again as revision {st.latest_revision}"
     )
-    d.set_phase("RolledBack", "RolledBack", message, stalled=True)
-    d.emit("Warning", "Undone", message)
+    d.set_phase("RolledBack", reasons.ROLLED_BACK, message, stalled=True)
+    d.emit("Warning", reasons.UNDONE, message)
 
 
 def _retry_command(d: Draft) -> None:
@@ -242,11 +255,11 @@ def _retry_command(d: Draft) -> None:
         return
     st = d.status
     if st.aborted_model_version is None:
-        d.emit("Normal", "CommandIgnored", "retry: nothing was rolled back")
+        d.emit("Normal", reasons.COMMAND_IGNORED, "retry: nothing was rolled back")
         return
     author = d.acted("retry", token)
     message = f"retrying {st.aborted_model_version} as a new revision {author}".strip()
-    d.emit("Normal", "Retrying", message)
+    d.emit("Normal", reasons.RETRYING, message)
     _clear_aborted(d)
 
 

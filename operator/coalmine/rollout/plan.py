@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from coalmine.analysis.verdict import Measurement
 from coalmine.api.deployment import ModelDeployment
+from coalmine.rollout import reasons
 from coalmine.rollout.conditions import conditions
 from coalmine.rollout.decision import Event, Intent, Plan
 from coalmine.rollout.draft import Draft
@@ -29,7 +30,9 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
     d.note_approval()
     _retire_canary(d)
     for name in sorted(d.commands):
-        d.emit("Normal", "CommandIgnored", f"{name}: nothing to do in phase {d.status.phase}")
+        d.emit(
+            "Normal", reasons.COMMAND_IGNORED, f"{name}: nothing to do in phase {d.status.phase}"
+        )
     st = d.status
     _set_weights_and_readiness(d)
     update_record(md.status, d)
@@ -53,7 +56,7 @@ def _retire_canary(d: Draft) -> None:
         return
     if d.now < st.canary_scale_down_at or st.canary.revision == st.aborted_revision:
         return
-    d.emit("Normal", "CanaryRemoved", f"canary {st.canary.version} scaled down")
+    d.emit("Normal", reasons.CANARY_REMOVED, f"canary {st.canary.version} scaled down")
     st.canary = None
     st.canary_scale_down_at = None
 

@@ -6,11 +6,8 @@ from __future__ import annotations
 from coalmine.api.deployment import Change, ModelDeployment, Pin, VariantStatus
 from coalmine.api.modelversion import ModelVersion
 from coalmine.resources.deployment import pin_for
+from coalmine.rollout import reasons
 from coalmine.rollout.observation import VariantObservation
-
-MODEL_VERSION_PRESENT = "ModelVersionPresent"
-MODEL_VERSION_DELETED = "ModelVersionDeleted"
-MODEL_VERSION_REPLACED = "ModelVersionReplaced"
 
 
 def desired_pin(md: ModelDeployment, target: ModelVersion | None) -> Pin | None:
@@ -67,13 +64,13 @@ def pinned_problem(variant: VariantStatus, found: ModelVersion | None) -> tuple[
     what = f"{variant.model_version} (sha256 {pin.sha256[:12]})"
     if found is None:
         return (
-            MODEL_VERSION_DELETED,
+            reasons.MODEL_VERSION_DELETED,
             f"ModelVersion {what} was deleted while it serves; its pods keep serving the pinned"
             " artifact",
         )
     if (found.metadata.uid or "") != pin.model_version_uid:
         return (
-            MODEL_VERSION_REPLACED,
+            reasons.MODEL_VERSION_REPLACED,
             f"ModelVersion {variant.model_version} was re-created (sha256"
             f" {found.spec.sha256[:12]}); its pods keep serving the validated {what} until a"
             " new revision is promoted",

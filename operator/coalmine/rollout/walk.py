@@ -9,6 +9,7 @@ from coalmine.analysis.verdict import Measurement
 from coalmine.api.base import parse_duration
 from coalmine.api.deployment import AnalysisResult, AnalysisRun, VariantStatus
 from coalmine.api.strategy import Analysis, RolloutStrategySpec, Step, summarize
+from coalmine.rollout import reasons
 from coalmine.rollout.commands import is_full_promote
 from coalmine.rollout.draft import Draft, approval_message, clip
 from coalmine.rollout.health import crash_loop, is_ready
@@ -16,10 +17,10 @@ from coalmine.rollout.revision import runs
 from coalmine.traffic import canary_pods
 
 OUTCOME_EVENTS: dict[str, tuple[Literal["Normal", "Warning"], str]] = {
-    "Successful": ("Normal", "AnalysisSuccessful"),
-    "Failed": ("Warning", "AnalysisFailed"),
-    "Inconclusive": ("Normal", "AnalysisInconclusive"),
-    "Error": ("Warning", "AnalysisError"),
+    "Successful": ("Normal", reasons.ANALYSIS_SUCCESSFUL),
+    "Failed": ("Warning", reasons.ANALYSIS_FAILED),
+    "Inconclusive": ("Normal", reasons.ANALYSIS_INCONCLUSIVE),
+    "Error": ("Warning", reasons.ANALYSIS_ERROR),
 }
 
 
@@ -35,7 +36,7 @@ def progress(d: Draft) -> None:
         return
     if obs.strategy is None:
         message = f"holding at {canary.weight}%: {_strategy_name(d)} not found"
-        d.set_phase("Paused", "StrategyNotFound", message, stalled=True, event="Warning")
+        d.set_phase("Paused", reasons.STRATEGY_NOT_FOUND, message, stalled=True, event="Warning")
         return
     crash = crash_loop(obs.canary, canary, obs.strategy.max_canary_restarts)
     if crash is not None:
@@ -59,7 +60,9 @@ def _canary_started(d: Draft, canary: VariantStatus) -> bool:
     st, obs = d.status, d.obs
     if is_ready(obs.canary, canary, serving=True):
         st.step_started_at = d.now
-        d.emit("Normal", "CanaryReady", f"canary {canary.version} is ready; walking the steps")
+        d.emit(
+            "Normal", reasons.CANARY_READY, f"canary {canary.version} is ready; walking the steps"
+        )
         return True
     deadline = d.strategy.progress_deadline_seconds
     assert st.rollout_started_at is not None
@@ -70,7 +73,7 @@ def _canary_started(d: Draft, canary: VariantStatus) -> bool:
         rollback(d, f"canary not ready within {deadline}s ({ready}){detail}")
         return False
     message = f"revision {canary.revision}: waiting for canary {canary.version} to become ready"
-    d.set_phase("Progressing", "WaitingForCanary", message, event="Normal")
+    d.set_phase("Progressing", reasons.WAITING_FOR_CANARY, message, event="Normal")
     return False
 
 
@@ -83,12 +86,12 @@ def _promote_command(d: Draft, token: str) -> None:
     step = steps[st.current_step_index]
     full = is_full_promote(token)
     if not full and _gated(d, step):
-        d.emit("Warning", "PromoteBlocked", approval_message(d))
+        d.emit("Warning", reasons.PROMOTE_BLOCKED, approval_message(d))
         return
     author = _words(d.acted("promote", token))
     if full:
         message = f"skipping every remaining step (promote --full{author})"
-        d.emit("Normal", "PromotedByCommand", message)
+        d.emit("Normal", reasons.PROMOTED_BY_COMMAND, message)
         st.current_step_index = len(steps)
         return
     _complete(d, step, f"by `coalmine promote`{author}")
@@ -112,7 +115,7 @@ def _walk(d: Draft) -> None:
     while st.current_step_index < len(steps):
         step = steps[st.current_step_index]
         if _gated(d, step):
-            d.set_phase("Paused", "AwaitingApproval", approval_message(d), event="Normal")
+            d.set_phase("Paused", reasons.AWAITING_APPROVAL, approval_message(d), event="Normal")
             return
         if _measures_or_waits(step) and not _canary_at_size(d, step):
             return
@@ -158,7 +161,7 @@ def _canary_at_size(d: Draft, step: Step) -> bool:
         rollback(d, f"canary pods not all ready within {deadline}s of {_position(d)} ({pods})")
         return False
     message = f"{_position(d)}: waiting for the canary's pods ({pods})"
-    d.set_phase("Progressing", "WaitingForCanaryPods", message)
+    d.set_phase("Progressing", reasons.WAITING_FOR_CANARY_PODS, message)
     return False
 
 
@@ -172,13 +175,13 @@ def _step_done(d: Draft, step: Step) -> bool:
     assert d.status.step_started_at is not None
     if step.pause.duration is None:
         message = f"{_position(d)}: paused until `coalmine promote`"
-        d.set_phase("Paused", "AwaitingPromote", message, event="Normal")
+        d.set_phase("Paused", reasons.AWAITING_PROMOTE, message, event="Normal")
         return False
     until = d.status.step_started_at + parse_duration(step.pause.duration)
     if d.now >= until:
         return True
     message = f"{_position(d)}: pausing until {until.isoformat()}"
-    d.set_phase("Progressing", "Pausing", message)
+    d.set_phase("Progressing", reasons.PAUSING, message)
     return False
 
 
@@ -193,7 +196,7 @@ def _complete(d: Draft, step: Step, how: str) -> None:
     total = len(d.strategy.steps)
     what = summarize(RolloutStrategySpec(steps=[step]))
     done = f"step {st.current_step_index + 1}/{total} ({what}) completed"
-    d.emit("Normal", "StepCompleted", f"{done} {how}".strip())
+    d.emit("Normal", reasons.STEP_COMPLETED, f"{done} {how}".strip())
     st.current_step_index += 1
     st.step_started_at = d.now
     st.analysis_run = None
@@ -225,7 +228,7 @@ def _analysis_done(d: Draft, analysis: Analysis) -> bool:
             f"{_position(d)}: {waits} inconclusive measurements (limit"
             f" {analysis.inconclusive_limit}); `coalmine promote` to go on or `coalmine abort`"
         )
-        d.set_phase("Paused", "AnalysisInconclusive", message, event="Warning")
+        d.set_phase("Paused", reasons.ANALYSIS_INCONCLUSIVE, message, event="Warning")
         return False
     since = d.counted_from(run.progressed_at or run.started_at)
     patience = max(
@@ -245,7 +248,7 @@ def _analysis_done(d: Draft, analysis: Analysis) -> bool:
         )
         return False
     message = f"{_position(d)}: analysis {run.successes + run.failures}/{analysis.count}"
-    d.set_phase("Progressing", "Analyzing", message)
+    d.set_phase("Progressing", reasons.ANALYZING, message)
     return False
 
 
@@ -292,23 +295,25 @@ def _promotion(d: Draft) -> None:
     canary = st.canary
     assert canary is not None
     if _gated(d, None):
-        d.set_phase("Paused", "AwaitingApproval", approval_message(d), event="Normal")
+        d.set_phase("Paused", reasons.AWAITING_APPROVAL, approval_message(d), event="Normal")
         return
     if canary.weight != 100 or canary.mirror:
         canary.weight, canary.mirror = 100, None
-        d.emit("Normal", "Promoting", f"all steps passed: stable is moving to {canary.version}")
+        d.emit(
+            "Normal", reasons.PROMOTING, f"all steps passed: stable is moving to {canary.version}"
+        )
     if not is_ready(d.obs.stable, canary, serving=d.stable_serves):
         message = f"revision {canary.revision}: promoting {canary.version} to stable"
-        d.set_phase("Progressing", "Promoting", message)
+        d.set_phase("Progressing", reasons.PROMOTING, message)
         return
     d.record(canary, "Promoted", f"passed {summarize(d.strategy)}")
     st.stable = canary.model_copy(update={"weight": 100})
     d.end_rollout(d.strategy.scale_down_delay_seconds)
     message = f"serving {canary.version} (revision {canary.revision})"
-    d.set_phase("Healthy", "Serving", message)
+    d.set_phase("Healthy", reasons.SERVING, message)
     approved = f", {canary.approval.text()}" if canary.approval else ""
     message = f"promoted {canary.version} (revision {canary.revision}) to stable{approved}"
-    d.emit("Normal", "Promoted", message)
+    d.emit("Normal", reasons.PROMOTED, message)
 
 
 def rollback(d: Draft, reason: str, outcome: str = "RolledBack") -> None:
@@ -321,5 +326,5 @@ def rollback(d: Draft, reason: str, outcome: str = "RolledBack") -> None:
     st.aborted_template_hash = canary.pin.template_hash if canary.pin else None
     d.end_rollout(d.strategy.abort_scale_down_delay_seconds)
     message = f"revision {canary.revision} ({canary.version}) rolled back: {reason}"
-    d.set_phase("RolledBack", "RolledBack", message, stalled=True)
+    d.set_phase("RolledBack", reasons.ROLLED_BACK, message, stalled=True)
     d.emit("Warning", outcome, message)

@@ -21,6 +21,7 @@ from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
 from coalmine.resources.httproute import build_httproute
 from coalmine.resources.naming import service_name
+from coalmine.rollout import reasons
 from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 from coalmine.traffic.router import ObjectRef, Routed
@@ -82,7 +83,7 @@ def allowed_mirror(
         f"mirroring left out: the GatewayClass of {', '.join(unable)} does not support "
         f"{MIRROR_FEATURE}; the canary gets no shadow traffic"
     )
-    return 0, [Event("Warning", "MirrorUnsupported", message)]
+    return 0, [Event("Warning", reasons.MIRROR_UNSUPPORTED, message)]
 
 
 ROUTED = "TrafficRouted"
@@ -97,7 +98,7 @@ def route_acceptance(httproute: Manifest) -> tuple[ConditionStatus, str, str]:
     """
     parents = (httproute.get("status") or {}).get("parents") or []
     if not parents:
-        return "Unknown", "AwaitingGateway", "no Gateway has reported on the route yet"
+        return "Unknown", reasons.AWAITING_GATEWAY, "no Gateway has reported on the route yet"
     problems, accepted = [], []
     for parent in parents:
         name = parent.get("parentRef", {}).get("name", "?")
@@ -109,15 +110,15 @@ def route_acceptance(httproute: Manifest) -> tuple[ConditionStatus, str, str]:
         if conditions.get("Accepted", {}).get("status") == "True":
             accepted.append(name)
     if problems:
-        return "False", "RouteNotAccepted", "; ".join(problems)
+        return "False", reasons.ROUTE_NOT_ACCEPTED, "; ".join(problems)
     if not accepted:
-        return "Unknown", "AwaitingGateway", "no Gateway has accepted the route yet"
-    return "True", "RouteAccepted", f"accepted by {', '.join(sorted(set(accepted)))}"
+        return "Unknown", reasons.AWAITING_GATEWAY, "no Gateway has accepted the route yet"
+    return "True", reasons.ROUTE_ACCEPTED, f"accepted by {', '.join(sorted(set(accepted)))}"
 
 
 MISSING_CRDS: Routed = (
     "False",
-    "GatewayAPIMissing",
+    reasons.GATEWAY_API_MISSING,
     "the API server does not serve HTTPRoutes: install the Gateway API CRDs",
 )
 

@@ -1,0 +1,52 @@
+"""Every reason a ModelDeployment's phase, conditions and Events give, in one place.
+
+Reasons are API: users match them in alerts, `kubectl get events --field-selector` and
+GitOps health checks, so they are named once here and never spelled at a call site.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ANALYSIS_ERROR: Final = "AnalysisError"
+ANALYSIS_FAILED: Final = "AnalysisFailed"
+ANALYSIS_INCONCLUSIVE: Final = "AnalysisInconclusive"
+ANALYSIS_SUCCESSFUL: Final = "AnalysisSuccessful"
+ANALYZING: Final = "Analyzing"
+APPROVED: Final = "Approved"
+AWAITING_APPROVAL: Final = "AwaitingApproval"
+AWAITING_GATEWAY: Final = "AwaitingGateway"
+AWAITING_PROMOTE: Final = "AwaitingPromote"
+CANARY_READY: Final = "CanaryReady"
+CANARY_REMOVED: Final = "CanaryRemoved"
+COMMAND_IGNORED: Final = "CommandIgnored"
+CRASH_LOOP: Final = "CrashLoop"
+FIRST_REVISION: Final = "FirstRevision"
+GATEWAY_API_MISSING: Final = "GatewayAPIMissing"
+MIRROR_UNSUPPORTED: Final = "MirrorUnsupported"
+MODEL_VERSION_DELETED: Final = "ModelVersionDeleted"
+MODEL_VERSION_INVALID: Final = "ModelVersionInvalid"
+MODEL_VERSION_NOT_FOUND: Final = "ModelVersionNotFound"
+MODEL_VERSION_PRESENT: Final = "ModelVersionPresent"
+MODEL_VERSION_REPLACED: Final = "ModelVersionReplaced"
+PAUSING: Final = "Pausing"
+PROMOTE_BLOCKED: Final = "PromoteBlocked"
+PROMOTED: Final = "Promoted"
+PROMOTED_BY_COMMAND: Final = "PromotedByCommand"
+PROMOTING: Final = "Promoting"
+RECONCILE_ERROR: Final = "ReconcileError"
+RETRYING: Final = "Retrying"
+ROLLED_BACK: Final = "RolledBack"
+ROLLOUT_STARTED: Final = "RolloutStarted"
+ROUTE_ACCEPTED: Final = "RouteAccepted"
+ROUTE_NOT_ACCEPTED: Final = "RouteNotAccepted"
+SERVING: Final = "Serving"
+STABLE_NOT_READY: Final = "StableNotReady"
+STEP_COMPLETED: Final = "StepCompleted"
+STRATEGY_NOT_FOUND: Final = "StrategyNotFound"
+SUPERSEDED: Final = "Superseded"
+UNDO_IMPOSSIBLE: Final = "UndoImpossible"
+UNDONE: Final = "Undone"
+WAITING_FOR_CANARY: Final = "WaitingForCanary"
+WAITING_FOR_CANARY_PODS: Final = "WaitingForCanaryPods"
+WAITING_FOR_VALIDATION: Final = "WaitingForValidation"
