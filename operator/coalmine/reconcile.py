@@ -47,8 +47,7 @@ from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, Plan, measurement_due, plan
 from coalmine.rollout.reasons import RECONCILE_ERROR
 from coalmine.traffic import ROUTERS, Router, TrafficPlan, router_for
-from coalmine.traffic.gatewayapi import ROUTED
-from coalmine.traffic.router import Routed
+from coalmine.traffic.router import ROUTED, Routed
 from coalmine.validation import plan_validation
 
 log = logging.getLogger("coalmine.reconcile")

@@ -10,13 +10,14 @@ from hypothesis import strategies as st
 
 from coalmine.api import ModelDeployment
 from coalmine.resources.httproute import build_httproute
-from coalmine.traffic import route
+from coalmine.traffic import router_for
 from coalmine.traffic.gatewayapi import (
     MIRROR_FEATURE,
     allowed_mirror,
     lacks_feature,
     route_acceptance,
 )
+from coalmine.traffic.gatewayapi import route as gateway_route
 from tests.unit.test_traffic_kubernetes import hpa_floor, main_selector, md
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
@@ -37,9 +38,7 @@ def weights(httproute: dict[str, Any]) -> dict[str, int]:
 
 
 def test_no_canary_routes_everything_to_stable_and_leaves_the_canary_out() -> None:
-    plan = route(
-        gw(replicas=3), canary_running=False, weight=0, mirror=0, stable_pods=None, canary_ready=0
-    )
+    plan = gateway_route(gw(replicas=3), canary_running=False, weight=0, mirror=0, stable_pods=None)
     assert (plan.stable_replicas, plan.canary_replicas, plan.canary_share) == (3, 0, 0)
     assert weights(the_route(plan.objects)) == {"iris-stable": 100}
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
@@ -47,13 +46,12 @@ def test_no_canary_routes_everything_to_stable_and_leaves_the_canary_out() -> No
 
 @pytest.mark.parametrize("weight", [0, 1, 20, 50, 99])
 def test_weights_are_exact_whatever_the_pod_counts(weight: int) -> None:
-    plan = route(
+    plan = gateway_route(
         gw(replicas=1),
         canary_running=True,
         weight=weight,
         mirror=0,
         stable_pods=None,
-        canary_ready=0,
     )
     assert weights(the_route(plan.objects)) == {"iris-stable": 100 - weight, "iris-canary": weight}
     assert plan.canary_share == weight
@@ -63,8 +61,8 @@ def test_weights_are_exact_whatever_the_pod_counts(weight: int) -> None:
 
 
 def test_full_weight_moves_the_client_service_too() -> None:
-    plan = route(
-        gw(replicas=2), canary_running=True, weight=100, mirror=0, stable_pods=None, canary_ready=0
+    plan = gateway_route(
+        gw(replicas=2), canary_running=True, weight=100, mirror=0, stable_pods=None
     )
     assert weights(the_route(plan.objects)) == {"iris-stable": 0, "iris-canary": 100}
     assert plan.canary_replicas == 2
@@ -73,13 +71,12 @@ def test_full_weight_moves_the_client_service_too() -> None:
 
 def test_canary_is_sized_for_its_share() -> None:
     sizes = [
-        route(
+        gateway_route(
             gw(replicas=4),
             canary_running=True,
             weight=w,
             mirror=0,
             stable_pods=None,
-            canary_ready=0,
         ).canary_replicas
         for w in (0, 10, 25, 50, 99, 100)
     ]
@@ -90,9 +87,7 @@ def test_while_the_canary_takes_a_share_the_hpa_cannot_shrink_stable() -> None:
     auto = gw(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
     floors = [
         hpa_floor(
-            route(
-                auto, canary_running=True, weight=w, mirror=0, stable_pods=5, canary_ready=0
-            ).objects
+            gateway_route(auto, canary_running=True, weight=w, mirror=0, stable_pods=5).objects
         )
         for w in (0, 25, 50, 100)
     ]
@@ -100,8 +95,8 @@ def test_while_the_canary_takes_a_share_the_hpa_cannot_shrink_stable() -> None:
 
 
 def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:
-    plan = route(
-        gw(replicas=4), canary_running=True, weight=0, mirror=100, stable_pods=None, canary_ready=0
+    plan = gateway_route(
+        gw(replicas=4), canary_running=True, weight=0, mirror=100, stable_pods=None
     )
     (rule,) = the_route(plan.objects)["spec"]["rules"]
     assert rule["filters"] == [
@@ -118,8 +113,8 @@ def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:
 
 
 def test_partial_mirror_writes_the_percent() -> None:
-    plan = route(
-        gw(replicas=4), canary_running=True, weight=10, mirror=25, stable_pods=None, canary_ready=0
+    plan = gateway_route(
+        gw(replicas=4), canary_running=True, weight=10, mirror=25, stable_pods=None
     )
     (rule,) = the_route(plan.objects)["spec"]["rules"]
     assert rule["filters"][0]["requestMirror"]["percent"] == 25
@@ -127,9 +122,7 @@ def test_partial_mirror_writes_the_percent() -> None:
 
 
 def test_rollback_drops_the_mirror_with_the_canary() -> None:
-    plan = route(
-        gw(replicas=2), canary_running=False, weight=0, mirror=0, stable_pods=None, canary_ready=0
-    )
+    plan = gateway_route(gw(replicas=2), canary_running=False, weight=0, mirror=0, stable_pods=None)
     (rule,) = the_route(plan.objects)["spec"]["rules"]
     assert "filters" not in rule
 
@@ -170,21 +163,21 @@ def test_a_deployment_without_gateway_settings_is_refused() -> None:
 
 
 def test_the_kubernetes_router_writes_no_route() -> None:
-    plan = route(
-        md(replicas=2), canary_running=True, weight=20, mirror=50, stable_pods=None, canary_ready=0
+    kube = md(replicas=2)
+    plan = router_for(kube).route(
+        kube, canary_running=True, weight=20, mirror=50, stable_pods=None, canary_ready=0
     )
     assert not any(o["kind"] == "HTTPRoute" for o in plan.objects)
 
 
 @given(st.integers(1, 20), st.integers(0, 100), st.integers(0, 100))
 def test_weights_always_sum_to_100(stable: int, weight: int, mirror: int) -> None:
-    plan = route(
+    plan = gateway_route(
         gw(replicas=stable),
         canary_running=True,
         weight=weight,
         mirror=mirror,
         stable_pods=None,
-        canary_ready=0,
     )
     assert sum(weights(the_route(plan.objects)).values()) == 100
     assert 1 <= plan.canary_replicas <= stable

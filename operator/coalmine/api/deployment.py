@@ -548,7 +548,10 @@ class ModelDeploymentStatus(ApiModel):
     rollout_started_at: AwareDatetime | None = None
     """When the canary was created; the progress deadline counts from here."""
     step_started_at: AwareDatetime | None = None
-    """When the current step began; timed pauses count from here."""
+    """When the current step began; the wait for the canary's pods counts from here."""
+    step_ready_at: AwareDatetime | None = None
+    """When the canary first ran every pod the current step's weight asks, all ready; a
+    pause or an analysis starts then, and timed pauses count from here."""
     analysis_run: AnalysisRun | None = None
     last_analysis: AnalysisResult | None = None
     latest_revision: Counter = 0

@@ -37,9 +37,6 @@ MESSAGE_LIMIT = 4096
 """Longest status message the CRD accepts; termination messages can be that long alone."""
 
 
-"""Event reason: the rolling-out version's approval appeared or changed."""
-
-
 def approval_message(d: Draft) -> str:
     """What the rollout waits for, and the command that gives it."""
     name = d.obs.target.metadata.name if d.obs.target else d.md.spec.model_version
@@ -208,5 +205,6 @@ class Draft:
         if st.canary is not None:
             st.canary.weight, st.canary.mirror = 0, None
         st.current_step_index = st.step_started_at = st.rollout_started_at = None
+        st.step_ready_at = None
         st.analysis_run = None
         st.canary_scale_down_at = self.now + timedelta(seconds=scale_down_after)

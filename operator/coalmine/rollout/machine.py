@@ -126,6 +126,7 @@ def _start_revision(d: Draft) -> None:
     st.current_step_index = 0
     st.rollout_started_at = d.now
     st.step_started_at = st.analysis_run = st.canary_scale_down_at = None
+    st.step_ready_at = None
     _clear_aborted(d)
     d.emit(
         "Normal",
@@ -192,7 +193,7 @@ def _stop_commands(d: Draft) -> None:
         token = abort if abort is not None else undo
         assert token is not None
         by = f" {d.acted(how, token)}".rstrip()
-        rollback(d, f"{how} requested{by} with `coalmine {how}`", "Aborted")
+        rollback(d, f"{how} requested{by} with `coalmine {how}`", reasons.ABORTED)
     elif undo is not None:
         _undo(d, undo)
     elif abort is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+ABORTED: Final = "Aborted"
 ANALYSIS_ERROR: Final = "AnalysisError"
 ANALYSIS_FAILED: Final = "AnalysisFailed"
 ANALYSIS_INCONCLUSIVE: Final = "AnalysisInconclusive"

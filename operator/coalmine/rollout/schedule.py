@@ -55,6 +55,31 @@ def counted_from(start: datetime, watching_since: datetime | None) -> datetime:
     return max(start, watching_since or start)
 
 
+def _step_times(
+    status: ModelDeploymentStatus,
+    strategy: RolloutStrategySpec,
+    step: Step,
+    run: AnalysisRun | None,
+    now: datetime,
+    watching_since: datetime | None,
+) -> list[datetime]:
+    """When the current step next needs a look: the deadline while it waits for the canary's
+    pods, else its pause's end or its next measurement."""
+    assert status.step_started_at is not None
+    if step.pause is None and step.analysis is None:
+        return []
+    if status.step_ready_at is None:
+        deadline = timedelta(seconds=strategy.progress_deadline_seconds)
+        ready_by = counted_from(status.step_started_at, watching_since) + deadline
+        return [ready_by] if ready_by > now else []
+    if step.pause is not None:
+        duration = step.pause.duration
+        return [status.step_ready_at + parse_duration(duration)] if duration else []
+    assert step.analysis is not None
+    started = run is not None and run.step_index == status.current_step_index
+    return [next_measurement(run, step.analysis)] if started and run is not None else []
+
+
 def requeue_after(
     status: ModelDeploymentStatus,
     strategy: RolloutStrategySpec | None,
@@ -73,21 +98,9 @@ def requeue_after(
             deadline = timedelta(seconds=strategy.progress_deadline_seconds)
             times.append(counted_from(status.rollout_started_at, watching_since) + deadline)
         step = current_step(status, strategy)
-        if step is not None and step.pause is not None and step.pause.duration is not None:
-            assert status.step_started_at is not None
-            times.append(status.step_started_at + parse_duration(step.pause.duration))
         run = status.analysis_run
-        started = run is not None and run.step_index == status.current_step_index
-        moving = step is not None and status.phase != "Paused"
-        if moving and step is not None and step.analysis is not None and started and run:
-            times.append(next_measurement(run, step.analysis))
-        elif moving and step is not None and (step.analysis or step.pause) and strategy:
-            # Waiting for the canary's pods at its new size, which must be ready in time.
-            assert status.step_started_at is not None
-            deadline = timedelta(seconds=strategy.progress_deadline_seconds)
-            ready_by = counted_from(status.step_started_at, watching_since) + deadline
-            if ready_by > now:
-                times.append(ready_by)
+        if step is not None and strategy is not None and status.phase != "Paused":
+            times.extend(_step_times(status, strategy, step, run, now, watching_since))
     if not times:
         return None
     return max(0.0, (min(times) - now).total_seconds())

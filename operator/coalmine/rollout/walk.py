@@ -117,7 +117,7 @@ def _walk(d: Draft) -> None:
         if _gated(d, step):
             d.set_phase("Paused", reasons.AWAITING_APPROVAL, approval_message(d), event="Normal")
             return
-        if _measures_or_waits(step) and not _canary_at_size(d, step):
+        if _measures_or_waits(step) and not _canary_at_size(d):
             return
         if not _step_done(d, step):
             return
@@ -136,24 +136,25 @@ def _measures_or_waits(step: Step) -> bool:
     return step.analysis is not None or step.pause is not None
 
 
-def _canary_at_size(d: Draft, step: Step) -> bool:
-    """Whether the canary runs every pod its weight asks, all ready, so that a pause or an
-    analysis judges the canary at the share its weight asks, not a part of it. Checked
-    until the step's analysis has begun: pods the HPA adds later do not stop it.
+def _canary_at_size(d: Draft) -> bool:
+    """Whether the canary has run every pod its weight asks, all ready, since the step
+    began, so that a pause or an analysis judges the canary at the share its weight asks,
+    not a part of it. Checked once per step: once passed (`step_ready_at`), pods lost or
+    added later (an HPA scaling stable out) do not stop the step.
 
     The pod count follows the weight in the apply after the plan that set it, so the
     observation may still show the old count: the size is the router's, for the stable
     pods seen. Pods not all ready within the progress deadline roll the canary back, as a
     canary that never became ready does."""
-    st, seen = d.status, d.obs.canary
+    st, seen, canary = d.status, d.obs.canary, d.status.canary
     assert st.step_started_at is not None
-    assert st.canary is not None
-    run = st.analysis_run
-    if step.analysis is not None and run is not None and run.step_index == st.current_step_index:
+    assert canary is not None
+    if st.step_ready_at is not None:
         return True
     stable_pods = d.obs.stable.replicas if d.obs.stable is not None else None
-    wanted = canary_pods(d.md, st.canary.weight, stable_pods)
-    if seen is not None and seen.rolled_out and seen.replicas >= wanted:
+    wanted = canary_pods(d.md, canary.weight, stable_pods)
+    if seen is not None and runs(seen, canary) and seen.rolled_out and seen.replicas >= wanted:
+        st.step_ready_at = d.now
         return True
     deadline = d.strategy.progress_deadline_seconds
     pods = f"{seen.ready_replicas if seen else 0}/{wanted} ready"
@@ -172,12 +173,12 @@ def _step_done(d: Draft, step: Step) -> bool:
     if step.analysis is not None:
         return _analysis_done(d, step.analysis)
     assert step.pause is not None
-    assert d.status.step_started_at is not None
+    assert d.status.step_ready_at is not None
     if step.pause.duration is None:
         message = f"{_position(d)}: paused until `coalmine promote`"
         d.set_phase("Paused", reasons.AWAITING_PROMOTE, message, event="Normal")
         return False
-    until = d.status.step_started_at + parse_duration(step.pause.duration)
+    until = d.status.step_ready_at + parse_duration(step.pause.duration)
     if d.now >= until:
         return True
     message = f"{_position(d)}: pausing until {until.isoformat()}"
@@ -198,7 +199,7 @@ def _complete(d: Draft, step: Step, how: str) -> None:
     done = f"step {st.current_step_index + 1}/{total} ({what}) completed"
     d.emit("Normal", reasons.STEP_COMPLETED, f"{done} {how}".strip())
     st.current_step_index += 1
-    st.step_started_at = d.now
+    st.step_started_at, st.step_ready_at = d.now, None
     st.analysis_run = None
 
 
@@ -316,12 +317,12 @@ def _promotion(d: Draft) -> None:
     d.emit("Normal", reasons.PROMOTED, message)
 
 
-def rollback(d: Draft, reason: str, outcome: str = "RolledBack") -> None:
+def rollback(d: Draft, reason: str, outcome: str = reasons.ROLLED_BACK) -> None:
     """All traffic back to stable at once; this revision is not retried by itself."""
     st = d.status
     canary = st.canary
     assert canary is not None
-    d.record(canary, "Aborted" if outcome == "Aborted" else "RolledBack", reason)
+    d.record(canary, "Aborted" if outcome == reasons.ABORTED else "RolledBack", reason)
     st.aborted_revision, st.aborted_model_version = canary.revision, canary.model_version
     st.aborted_template_hash = canary.pin.template_hash if canary.pin else None
     d.end_rollout(d.strategy.abort_scale_down_delay_seconds)

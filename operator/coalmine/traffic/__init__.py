@@ -12,7 +12,7 @@ from coalmine.traffic.gatewayapi import GatewayAPIRouter
 from coalmine.traffic.kubernetes import KubernetesRouter
 from coalmine.traffic.router import Router
 
-__all__ = ["ROUTERS", "Router", "TrafficPlan", "canary_pods", "route", "router_for"]
+__all__ = ["ROUTERS", "Router", "TrafficPlan", "canary_pods", "router_for"]
 
 ROUTERS: dict[str, Router] = {r.name: r for r in (KubernetesRouter(), GatewayAPIRouter())}
 
@@ -20,19 +20,6 @@ ROUTERS: dict[str, Router] = {r.name: r for r in (KubernetesRouter(), GatewayAPI
 def router_for(md: ModelDeployment) -> Router:
     """The router `md.spec.traffic.router` names (the schema admits only registered ones)."""
     return ROUTERS[md.spec.traffic.router]
-
-
-def route(
-    md: ModelDeployment,
-    canary_running: bool,
-    weight: int,
-    mirror: int,
-    stable_pods: int | None,
-    canary_ready: int,
-) -> TrafficPlan:
-    """The plan of `md`'s router; `stable_pods` is the stable Deployment's current count
-    (None before it exists), which an HPA sets, `canary_ready` the canary's ready pods now."""
-    return router_for(md).route(md, canary_running, weight, mirror, stable_pods, canary_ready)
 
 
 def canary_pods(md: ModelDeployment, weight: int, stable_pods: int | None) -> int:

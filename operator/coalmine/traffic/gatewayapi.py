@@ -86,10 +86,6 @@ def allowed_mirror(
     return 0, [Event("Warning", reasons.MIRROR_UNSUPPORTED, message)]
 
 
-ROUTED = "TrafficRouted"
-"""Condition type: whether the Gateways accepted the route, as of the last reconcile."""
-
-
 def route_acceptance(httproute: Manifest) -> tuple[ConditionStatus, str, str]:
     """The TrafficRouted condition (status, reason, message) from a route's status.
 

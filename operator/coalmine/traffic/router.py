@@ -17,6 +17,9 @@ from coalmine.resources import Manifest
 from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan
 
+ROUTED = "TrafficRouted"
+"""Condition type: whether the router's objects (a route its Gateways accepted) carry the
+traffic, as of the last reconcile; routers without such objects leave it out."""
 Routed = tuple[ConditionStatus, str, str]
 """The TrafficRouted condition's status, reason and message."""
 ObjectRef = tuple[str, str | None, str]

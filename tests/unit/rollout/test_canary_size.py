@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coalmine.api.modelversion import ModelVersion
 from tests.unit.rollout.sim import Sim, analysis, strategy
 
@@ -82,3 +84,62 @@ def test_pods_lost_once_the_analysis_runs_do_not_stop_it(
     measured = sim.step(1)
     assert measured.status.analysis_run is not None
     assert measured.status.analysis_run.canary_snapshot is not None
+
+
+PAUSED = strategy({"setWeight": 50}, {"pause": {"duration": "30s"}}, progressDeadlineSeconds=60)
+
+
+def pausing(versions: dict[str, ModelVersion], spec: Any = PAUSED) -> Sim:
+    """v2 at 50% beside 4 stable pods, its 4 pods ready: the pause has begun."""
+    sim = Sim(spec, versions, "iris-v1", spec={"replicas": 4})
+    sim.step()
+    sim.step(1)
+    sim.target, sim.generation = "iris-v2", 2
+    sim.step(1)
+    sim.canary_pods = (1, 1)
+    sim.step(1)
+    sim.canary_pods = (4, 4)
+    began = sim.step(1)
+    assert began.status.step_ready_at == sim.now
+    return sim
+
+
+def test_a_pause_counts_from_when_the_pods_are_ready(versions: dict[str, ModelVersion]) -> None:
+    sim = Sim(PAUSED, versions, "iris-v1", spec={"replicas": 4})
+    sim.step()
+    sim.step(1)
+    sim.target, sim.generation = "iris-v2", 2
+    sim.step(1)
+    sim.canary_pods = (1, 1)
+    sim.step(1)
+    sim.canary_pods = (4, 1)
+    waiting = sim.step(25)
+    assert waiting.requeue_after == 35  # the deadline: 60 s from the weight, 25 s ago
+    sim.canary_pods = (4, 4)
+    ready = sim.step(20)  # 45 s after the weight, more than the pause's 30
+    assert ready.status.current_step_index == 1
+    assert ready.requeue_after == 30
+    assert sim.step(29).status.current_step_index == 1
+    assert sim.step(1).status.current_step_index == 2
+
+
+def test_a_pod_lost_during_a_pause_does_not_roll_back(versions: dict[str, ModelVersion]) -> None:
+    """Past the progress deadline, a readiness blip or an HPA adding stable pods (so the
+    canary wants more) must not end a sound rollout: the step passed its size check."""
+    long_pause = strategy(
+        {"setWeight": 50}, {"pause": {"duration": "1h"}}, progressDeadlineSeconds=60
+    )
+    sim = pausing(versions, long_pause)
+    sim.canary_pods = (4, 3)
+    assert sim.step(120).status.phase == "Progressing"
+    sim.canary_pods = (4, 4)
+    sim.spec = {"replicas": 6}  # more stable pods: the canary's size at 50% is 6
+    assert sim.step(120).status.phase == "Progressing"
+
+
+def test_a_manual_pause_is_not_rolled_back_by_a_blip(versions: dict[str, ModelVersion]) -> None:
+    sim = pausing(versions, strategy({"setWeight": 50}, {"pause": {}}, progressDeadlineSeconds=60))
+    sim.canary_pods = (4, 2)
+    held = sim.step(600)
+    assert held.status.phase == "Paused"
+    assert held.requeue_after is None
