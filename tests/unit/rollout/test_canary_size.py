@@ -89,8 +89,8 @@ def test_pods_lost_once_the_analysis_runs_do_not_stop_it(
 PAUSED = strategy({"setWeight": 50}, {"pause": {"duration": "30s"}}, progressDeadlineSeconds=60)
 
 
-def pausing(versions: dict[str, ModelVersion], spec: Any = PAUSED) -> Sim:
-    """v2 at 50% beside 4 stable pods, its 4 pods ready: the pause has begun."""
+def weighted(versions: dict[str, ModelVersion], spec: Any = PAUSED) -> Sim:
+    """v2 set to 50% beside 4 stable pods, its Deployment still at its old size (1 pod)."""
     sim = Sim(spec, versions, "iris-v1", spec={"replicas": 4})
     sim.step()
     sim.step(1)
@@ -98,6 +98,12 @@ def pausing(versions: dict[str, ModelVersion], spec: Any = PAUSED) -> Sim:
     sim.step(1)
     sim.canary_pods = (1, 1)
     sim.step(1)
+    return sim
+
+
+def pausing(versions: dict[str, ModelVersion], spec: Any = PAUSED) -> Sim:
+    """v2 at 50% beside 4 stable pods, its 4 pods ready: the pause has begun."""
+    sim = weighted(versions, spec)
     sim.canary_pods = (4, 4)
     began = sim.step(1)
     assert began.status.step_ready_at == sim.now
@@ -105,13 +111,7 @@ def pausing(versions: dict[str, ModelVersion], spec: Any = PAUSED) -> Sim:
 
 
 def test_a_pause_counts_from_when_the_pods_are_ready(versions: dict[str, ModelVersion]) -> None:
-    sim = Sim(PAUSED, versions, "iris-v1", spec={"replicas": 4})
-    sim.step()
-    sim.step(1)
-    sim.target, sim.generation = "iris-v2", 2
-    sim.step(1)
-    sim.canary_pods = (1, 1)
-    sim.step(1)
+    sim = weighted(versions)
     sim.canary_pods = (4, 1)
     waiting = sim.step(25)
     assert waiting.requeue_after == 35  # the deadline: 60 s from the weight, 25 s ago
