@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.support.cluster import REPO, Cluster
+from tests.support.crds import apply_established
 from tests.support.gitops import BRANCH
 from tests.support.images import IMAGES, build_with_manifests
 from tests.support.steps import to_stderr
@@ -28,7 +29,7 @@ def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
     """Build (or take from the cache) and start Argo CD; wait until it runs."""
     manifests = build_with_manifests("argocd", say)
     cluster.load_image(IMAGES / "coalmine-argocd.tar", say)
-    cluster.kubectl("apply", "--server-side", "-f", str(manifests / "crds"))
+    apply_established(cluster, manifests / "crds")
     cluster.kubectl(
         "apply", "--server-side", "--force-conflicts", "-f", str(manifests / "install.yaml")
     )

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from tests.support.cluster import REPO, Cluster
+from tests.support.crds import apply_established
 from tests.support.gitops import BRANCH
 from tests.support.images import IMAGES, build_with_manifests
 from tests.support.steps import to_stderr
@@ -29,7 +30,7 @@ def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
     manifests = build_with_manifests("flux", say)
     for name in CONTROLLERS:
         cluster.load_image(IMAGES / f"coalmine-flux-{name}.tar", say)
-    cluster.kubectl("apply", "--server-side", "-f", str(manifests / "crds"))
+    apply_established(cluster, manifests / "crds")
     cluster.kubectl("apply", "--server-side", "-f", str(manifests / "controllers.yaml"))
     for name in CONTROLLERS:
         cluster.kubectl(
