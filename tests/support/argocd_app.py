@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.support.cluster import REPO, Cluster
-from tests.support.crds import apply_established
+from tests.support.crds import apply_established, apply_once_mapped
 from tests.support.gitops import BRANCH
 from tests.support.images import IMAGES, build_with_manifests
 from tests.support.steps import to_stderr
@@ -30,9 +30,7 @@ def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
     manifests = build_with_manifests("argocd", say)
     cluster.load_image(IMAGES / "coalmine-argocd.tar", say)
     apply_established(cluster, manifests / "crds")
-    cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(manifests / "install.yaml")
-    )
+    apply_once_mapped(cluster, manifests / "install.yaml")
     lua = HEALTH_LUA.read_text()
     data = {f"resource.customizations.health.coalmine.dev_{kind}": lua for kind in KINDS}
     cluster.kubectl(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.cluster import REPO, Cluster
+from tests.support.cluster import REPO, Cluster, wait_for
 
 
 def crd_names() -> list[str]:
@@ -29,3 +29,21 @@ def apply_established(cluster: Cluster, path: Path) -> None:
     as Argo CD's AppProject once was in CI."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(path))
+
+
+def apply_once_mapped(cluster: Cluster, path: Path, timeout: float = 60) -> None:
+    """Server-side apply `path`, again until it goes through: kubectl may still map a kind
+    whose CRD was just Established from discovery it read before ("no matches for kind")."""
+    last: list[str] = []
+
+    def applied() -> bool:
+        proc = cluster.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", str(path), check=False
+        )
+        last[:] = [proc.stderr.strip()]
+        return proc.returncode == 0
+
+    try:
+        wait_for(f"{path.name} to apply", applied, timeout=timeout, interval=2)
+    except Exception as exc:
+        raise RuntimeError(f"kubectl apply -f {path} kept failing: {last}") from exc

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from tests.support.cluster import REPO, Cluster
-from tests.support.crds import apply_established
+from tests.support.crds import apply_established, apply_once_mapped
 from tests.support.gitops import BRANCH
 from tests.support.images import IMAGES, build_with_manifests
 from tests.support.steps import to_stderr
@@ -31,7 +31,7 @@ def install(cluster: Cluster, say: Callable[[str], None] = to_stderr) -> None:
     for name in CONTROLLERS:
         cluster.load_image(IMAGES / f"coalmine-flux-{name}.tar", say)
     apply_established(cluster, manifests / "crds")
-    cluster.kubectl("apply", "--server-side", "-f", str(manifests / "controllers.yaml"))
+    apply_once_mapped(cluster, manifests / "controllers.yaml")
     for name in CONTROLLERS:
         cluster.kubectl(
             "-n", NAMESPACE, "rollout", "status", f"deployment/{name}", "--timeout=180s",
