@@ -10,6 +10,7 @@ a pod unready: docs/serving.md says why.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from coalmine_serving.errors import NotFound, Overloaded, ServingError
 from coalmine_serving.http import JSON, OCTETS, Request, Respond, error_body
 from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
+from coalmine_serving.mirror import Tee
 from coalmine_serving.model import ServedModel
 
 SERVER_NAME = "coalmine"
@@ -42,6 +44,7 @@ class App:
         max_batch_wait_ms: float,
         max_rows: int,
         max_queue_ms: float = 0.0,
+        tee: Tee | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -49,6 +52,7 @@ class App:
         self.metrics = metrics
         self.max_rows = max_rows
         self.ready = True
+        self.tee = tee
         self.batcher = Batcher(
             model.predict,
             metrics.batch,
@@ -116,7 +120,7 @@ class App:
         except ServingError as exc:
             retry = exc.retry_after if isinstance(exc, Overloaded) else None
             respond(exc.status, error_body(exc.message), JSON, retry_after=retry)
-            self.metrics.request(protocol, exc.status, time.perf_counter() - started)
+            self._count(request, protocol, exc.status, started)
             return
 
         def done(future: asyncio.Future[Any]) -> None:
@@ -140,11 +144,25 @@ class App:
             else:
                 body = protocol_v1.encode(future.result(), wanted, self.model.classes)
             respond(status, body, content_type, json_length, retry)
-            self.metrics.request(protocol, status, time.perf_counter() - started)
+            self._count(request, protocol, status, started)
+            tee = self.tee
+            if (
+                status == 200
+                and tee is not None
+                and tee.target is not None
+                and not request.mirrored
+            ):
+                tee.offer(x, outputs.labels(future.result()))
 
         future = self.batcher_for(wanted).submit(x)
         future.add_done_callback(done)
         request.on_lost = future.cancel
+
+    def _count(self, request: Request, protocol: str, status: int, started: float) -> None:
+        if request.mirrored:
+            self.metrics.mirrored(status)
+        else:
+            self.metrics.request(protocol, status, time.perf_counter() - started)
 
     def admit(self) -> None:
         """Refuse (`Overloaded`) when either batcher's queued work outlasts the budget."""
@@ -190,6 +208,8 @@ class App:
                 return None, *self._ready_body({"name": self.name, "ready": self.ready}), JSON
             if rest == ["infer"]:
                 raise ServingError("use POST for inference", status=405)
+            if rest == ["mirror"]:
+                return None, 200, self._mirror_report(), JSON
         if parts == ["v1", "models"]:
             return None, 200, orjson.dumps({"models": [self.name]}), JSON
         if parts[:2] == ["v1", "models"] and len(parts) == 3:
@@ -206,6 +226,22 @@ class App:
             rest = rest[2:]
         self.check_model(parts[2].removesuffix(":predict"), version)
         return rest
+
+    def _mirror_report(self) -> bytes:
+        """GET /v2/models/{name}/mirror: what this stable pod's mirror did, with the last
+        disagreeing rows (unless the mirror file turned examples off)."""
+        if self.tee is None:
+            raise NotFound("this pod does not mirror: it is a canary or has no --mirror-config")
+        target, stats = self.tee.target, self.tee.stats
+        doc = {
+            "target": None if target is None else dataclasses.asdict(target),
+            "canaries": {
+                name: {"requests": f.outcomes, "compared": f.compared, "agreeing": f.agreeing}
+                for name, f in stats.by_canary.items()
+            },
+            "examples": list(stats.examples),
+        }
+        return orjson.dumps(doc)
 
     def _ready_body(self, doc: dict[str, Any]) -> tuple[int, bytes]:
         return (200 if self.ready else 503), orjson.dumps(doc)

@@ -41,6 +41,8 @@ class Settings:
     signature: str | None = None
     drain_seconds: float = 5.0
     mount_root: str = "/mnt/models"
+    mirror_config: str | None = None
+    """The file (a ConfigMap's) naming the canary a stable pod copies requests to."""
     check: bool = False
 
 
@@ -126,6 +128,11 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
         "--drain-seconds", type=float, default=env_or("drain-seconds", defaults.drain_seconds)
     )
     p.add_argument("--mount-root", default=env_or("mount-root", defaults.mount_root))
+    p.add_argument(
+        "--mirror-config",
+        default=env_or("mirror-config", None),
+        help="JSON file naming the canary to mirror a share of requests to (re-read each second)",
+    )
     p.add_argument(
         "--check",
         action="store_true",

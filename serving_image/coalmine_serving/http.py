@@ -45,6 +45,8 @@ REASONS = {
 JSON = b"application/json"
 OCTETS = b"application/octet-stream"
 INFERENCE_HEADER = b"inference-header-content-length"
+MIRROR_HEADER = b"coalmine-mirror"
+"""Marks a request a stable pod mirrored (mirror.py), so the canary counts it apart."""
 MAX_PIPELINED = 32  # queued requests per connection before reading pauses
 
 
@@ -56,6 +58,8 @@ class Request:
     keep_alive: bool
     inference_header: bytes | None = None
     """Inference-Header-Content-Length: the body's JSON part ends there (binary data)."""
+    mirrored: bool = False
+    """Sent by a stable pod's mirror (mirror.HEADER), not by a client."""
     on_lost: Callable[[], object] | None = None
     """Set by the handler while it computes: called if the client goes before the answer."""
 
@@ -88,6 +92,7 @@ class HttpProtocol(asyncio.Protocol):
         "_handler",
         "_inference_header",
         "_max_body",
+        "_mirrored",
         "_parser",
         "_pending",
         "_size",
@@ -106,6 +111,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._inference_header: bytes | None = None
+        self._mirrored = False
         self._pending: list[Request] = []
         self._current: Request | None = None
         self.busy = False
@@ -142,6 +148,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body = []
         self._size = 0
         self._inference_header = None
+        self._mirrored = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -152,6 +159,8 @@ class HttpProtocol(asyncio.Protocol):
             self._too_large()
         elif lower == INFERENCE_HEADER:
             self._inference_header = value
+        elif lower == MIRROR_HEADER:
+            self._mirrored = True
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -167,6 +176,7 @@ class HttpProtocol(asyncio.Protocol):
             b"".join(self._body),
             self._parser.should_keep_alive(),
             self._inference_header,
+            self._mirrored,
         )
         if self.busy:
             self._pending.append(request)

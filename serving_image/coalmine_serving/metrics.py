@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from coalmine_serving.batching import DISCONNECTED, EXPIRED, REFUSED
 from coalmine_serving.drift import DriftTracker
+from coalmine_serving.mirror import DELTA_BUCKETS, MirrorStats
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -57,6 +58,7 @@ class Metrics:
         *,
         is_classifier: bool,
         drift: DriftTracker | None = None,
+        mirror: MirrorStats | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.labels = (model, version, variant)
@@ -100,6 +102,8 @@ class Metrics:
         if drift is not None:
             self.registry.register(DriftCollector(self.labels, drift))
         self.drift = drift
+        if mirror is not None:
+            self.registry.register(MirrorCollector(self.labels, mirror))
         ProcessCollector(registry=self.registry)
 
     def request(self, protocol: str, code: int, seconds: float) -> None:
@@ -118,6 +122,22 @@ class Metrics:
         if errors is not None:
             errors.inc()
         latency.observe(seconds)
+
+    def mirrored(self, code: int) -> None:
+        """Count one request a stable pod mirrored here (protocol "mirror"): its errors
+        count as this variant's, its latency (a batch of many requests) stays out."""
+        bound = self._bound.get(("mirror", code))
+        if bound is None:
+            labels = (*self.labels, "mirror", str(code))
+            bound = (
+                self._requests.labels(*labels),
+                self._errors.labels(*labels) if code >= 400 else None,
+                None,
+            )
+            self._bound[("mirror", code)] = bound
+        bound[0].inc()
+        if bound[1] is not None:
+            bound[1].inc()
 
     def shed(self, reason: str) -> None:
         """Count one request not computed, by reason (batching.REFUSED, EXPIRED, ...)."""
@@ -232,3 +252,59 @@ class DriftCollector(Collector):
                 bins.add_metric([*self.labels, name, str(b)], counts[i][b])
         yield per_feature
         yield bins
+
+
+class MirrorCollector(Collector):
+    """A stable pod's figures of its mirror to each canary version (mirror.py)."""
+
+    def __init__(self, labels: tuple[str, str, str], stats: MirrorStats) -> None:
+        self.labels = labels
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        names = [*LABELS, "canary"]
+        requests = CounterMetricFamily(
+            "coalmine_mirror_requests",
+            "Requests copied to the canary, by what became of them.",
+            labels=[*names, "outcome"],
+        )
+        compared = CounterMetricFamily(
+            "coalmine_mirror_compared_rows", "Rows answered by both, compared.", labels=names
+        )
+        agreeing = CounterMetricFamily(
+            "coalmine_mirror_agreeing_rows", "Compared rows on which both agreed.", labels=names
+        )
+        for canary, figures in self.stats.by_canary.items():
+            for outcome, count in figures.outcomes.items():
+                requests.add_metric([*self.labels, canary, outcome], count)
+            compared.add_metric([*self.labels, canary], figures.compared)
+            agreeing.add_metric([*self.labels, canary], figures.agreeing)
+        yield requests
+        yield compared
+        yield agreeing
+        if self.stats.classifier:
+            confusion = CounterMetricFamily(
+                "coalmine_mirror_confusion",
+                "Compared rows by the stable answer's class and the canary's.",
+                labels=[*names, "stable_class", "canary_class"],
+            )
+            for canary, table in self.stats.confusion.items():
+                for (s, c), count in sorted(table.cells.items()):
+                    confusion.add_metric([*self.labels, canary, s, c], count)
+            yield confusion
+            return
+        delta = HistogramMetricFamily(
+            "coalmine_mirror_delta",
+            "|canary - stable| of compared regression rows.",
+            labels=names,
+        )
+        for canary, counts in self.stats.deltas.items():
+            cumulative = np.cumsum(counts)
+            points = [
+                (repr(b), int(c)) for b, c in zip(DELTA_BUCKETS, cumulative[:-1], strict=True)
+            ]
+            points.append(("+Inf", int(cumulative[-1])))
+            delta.add_metric(
+                [*self.labels, canary], points, sum_value=self.stats.delta_sums[canary]
+            )
+        yield delta

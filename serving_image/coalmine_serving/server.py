@@ -31,6 +31,7 @@ from coalmine_serving.drift import DriftTracker, parse_reference
 from coalmine_serving.errors import LoadError
 from coalmine_serving.http import Connections, HttpProtocol
 from coalmine_serving.metrics import Metrics
+from coalmine_serving.mirror import ConfigWatcher, MirrorStats, Tee
 from coalmine_serving.model import ServedModel, from_object, skip_sklearn_checks
 from coalmine_serving.oip import listener
 from coalmine_serving.signature import parse_signature
@@ -169,13 +170,18 @@ async def _serve(
     settings: Settings, model: ServedModel, tracker: DriftTracker | None, sock: socket.socket
 ) -> None:
     loop = asyncio.get_running_loop()
+    # A canary never mirrors, even when its pods mount the same file as stable's.
+    mirrors = settings.mirror_config is not None and settings.variant != "canary"
+    stats = MirrorStats(model.is_classifier) if mirrors else None
     metrics = Metrics(
         settings.name,
         settings.version,
         settings.variant,
         is_classifier=model.is_classifier,
         drift=tracker,
+        mirror=stats,
     )
+    tee = None if stats is None else Tee(settings.name, stats)
     app = App(
         settings.name,
         settings.version,
@@ -185,7 +191,12 @@ async def _serve(
         max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue_ms=settings.max_queue_ms,
         max_rows=settings.max_rows,
+        tee=tee,
     )
+    watcher = None
+    if tee is not None and settings.mirror_config is not None:
+        watcher = ConfigWatcher(settings.mirror_config, tee)
+        watcher.start()
     connections = Connections()
     server = await loop.create_server(
         lambda: HttpProtocol(app.handle, connections, settings.max_body_bytes), sock=sock
@@ -196,6 +207,8 @@ async def _serve(
     loop.add_signal_handler(signal.SIGINT, stop.set)
     await stop.wait()
     app.ready = False
+    if watcher is not None:
+        watcher.stop()
     log.info("SIGTERM: unready, draining for %.1fs", settings.drain_seconds)
     await asyncio.sleep(settings.drain_seconds)
     server.close()

@@ -33,3 +33,15 @@ class SlowModel:
 
 
 SLOW_SECONDS = 0.1
+
+
+class SwappedLabels:
+    """Wraps a binary classifier and answers the other class: a label-permuting version."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.n_features_in_ = model.n_features_in_
+        self.classes_ = model.classes_
+
+    def predict(self, x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.asarray(self.classes_)[1 - self.model.predict(x)]
