@@ -38,6 +38,7 @@ from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.deployment import pin_for, renders
+from coalmine.resources.mirror import build_mirror_config
 from coalmine.resources.naming import deployment_name, hpa_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.commands import new_commands
@@ -198,15 +199,19 @@ def apply(kube: Kube, seen: Seen, decision: Plan) -> Applied:
     classes = gateway_classes(kube, router.gateways(md)) if intent.mirror else {}
     previous = md.status.canary.mirror if md.status and md.status.canary else None
     mirror, warnings = router.allowed_mirror(intent.mirror, previous, classes)
+    canary_running = intent.canary_model_version is not None and not intent.canary_replicas_zero
     traffic = router.route(
         md,
-        canary_running=intent.canary_model_version is not None and not intent.canary_replicas_zero,
+        canary_running=canary_running,
         weight=intent.canary_weight,
         mirror=mirror,
         stable_pods=obs.stable.replicas if obs.stable is not None else None,
         canary_ready=obs.canary.ready_replicas if obs.canary is not None else 0,
     )
     routed = _apply_traffic(kube, router, traffic.objects)
+    # The stable pods copy shadow traffic whatever the router (resources/mirror.py).
+    shadow = intent.mirror if canary_running else 0
+    kube.apply(build_mirror_config(md, shadow, intent.canary_model_version))
     before = md.status.router if md.status is not None else None
     if before is not None and before != router.name and before in ROUTERS:
         for kind, ns, name in ROUTERS[before].owned(md):

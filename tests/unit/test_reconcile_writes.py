@@ -149,6 +149,7 @@ def test_a_reconcile_with_nothing_to_change_writes_no_status_and_posts_nothing()
     # Every child is applied again (server-side apply makes it a no-op on the server);
     # skipping those that equal the cache is issue 16's next step.
     assert sorted((w.kind, w.name) for w in writes) == [
+        ("ConfigMap", "iris-mirror"),
         ("Deployment", "iris-stable"),
         ("Service", "iris"),
         ("Service", "iris-canary"),

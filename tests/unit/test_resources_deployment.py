@@ -251,8 +251,18 @@ def test_pvc_artifacts_are_mounted_read_only() -> None:
 @pytest.mark.parametrize("uri", ["file:///a", "https://h/a", "s3://b/a"])
 def test_other_uris_mount_nothing(uri: str) -> None:
     dep = build_deployment(md(), mv(uri=uri), "stable", 1)
-    assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["tmp"]
+    assert [v["name"] for v in dep["spec"]["template"]["spec"]["volumes"]] == ["tmp", "mirror"]
     assert env(dep)["COALMINE_URI"] == uri
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_pod_reads_the_mirror_file_from_an_optional_config_map(variant: Variant) -> None:
+    dep = build_deployment(md(), mv(), variant, 1)
+    volume = {"name": "mirror", "configMap": {"name": "iris-mirror", "optional": True}}
+    assert volume in dep["spec"]["template"]["spec"]["volumes"]
+    mount = {"name": "mirror", "mountPath": "/etc/coalmine/mirror", "readOnly": True}
+    assert mount in container(dep)["volumeMounts"]
+    assert env(dep)["COALMINE_MIRROR_CONFIG"] == "/etc/coalmine/mirror/mirror.json"
 
 
 @given(st.from_regex(r"[a-z][-a-z0-9]{0,61}[a-z0-9]", fullmatch=True), st.sampled_from(VARIANTS))

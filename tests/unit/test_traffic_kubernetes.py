@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coalmine.api import ModelDeployment
-from coalmine.traffic.kubernetes import canary_replicas_for, route
+from coalmine.traffic.kubernetes import KubernetesRouter, canary_replicas_for, route
 from tests.integration.test_admission import model_deployment
 
 
@@ -133,3 +133,16 @@ def test_canary_share_is_the_closest_reachable_to_the_weight(stable: int, weight
     for other in (canary - 1, canary + 1):
         if other >= 1:
             assert abs(share - weight / 100) <= abs(other / (stable + other) - weight / 100) + 1e-9
+
+
+@pytest.mark.parametrize(("mirror", "pods"), [(10, 1), (50, 2), (100, 4)])
+def test_a_shadow_step_sizes_the_canary_for_its_copies_but_keeps_clients_on_stable(
+    mirror: int, pods: int
+) -> None:
+    plan = route(
+        md(replicas=4), canary_running=True, weight=0, stable_pods=4, canary_ready=0, mirror=mirror
+    )
+    assert plan.canary_replicas == pods
+    assert plan.canary_share == 0
+    assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
+    assert KubernetesRouter().canary_size(md(replicas=4), 0, 4, mirror) == pods

@@ -68,7 +68,7 @@ owner's finalizers subresource where OwnerReferencesPermissionEnforcement is on.
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
-  resources: [services]
+  resources: [services, configmaps]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [batch]
   resources: [jobs]

@@ -22,6 +22,9 @@ class Figure:
     """Why the value could not be computed although there was traffic (an Error)."""
 
 
+DELTA_QUANTILE = 0.95
+
+
 def compute(
     name: BuiltinMetricName,
     canary: VariantWindow,
@@ -33,6 +36,14 @@ def compute(
         return _prediction_shift(canary, stable)
     if name == "inputDrift":
         return _input_drift(canary, stable, reference)
+    if name == "errorRate":
+        return _error_rate(canary, stable)
+    if name == "agreement":
+        return Figure(
+            _ratio(stable.agreeing_rows, stable.compared_rows), None, int(stable.compared_rows)
+        )
+    if name == "predictionDelta":
+        return _prediction_delta(stable)
     per_variant = _PER_VARIANT[name]
     count = canary.input_rows if name == "outOfDistribution" else canary.requests
     return Figure(per_variant(canary), per_variant(stable), int(count))
@@ -51,12 +62,29 @@ def _latency_ms(q: float) -> Callable[[VariantWindow], float | None]:
 
 
 _PER_VARIANT: dict[str, Callable[[VariantWindow], float | None]] = {
-    "errorRate": lambda w: _ratio(w.server_errors, w.requests),
     "latencyP50": _latency_ms(0.5),
     "latencyP95": _latency_ms(0.95),
     "latencyP99": _latency_ms(0.99),
     "outOfDistribution": lambda w: _ratio(w.out_of_range_rows, w.input_rows),
 }
+
+
+def _error_rate(canary: VariantWindow, stable: VariantWindow) -> Figure:
+    """Share of 5xx answers; the canary's include the copies of shadow steps it never
+    answered (timed out or unreachable, as the stable pods that sent them count)."""
+    failed = canary.server_errors + stable.unanswered_mirrors
+    attempts = canary.requests + stable.unanswered_mirrors
+    return Figure(
+        _ratio(failed, attempts), _ratio(stable.server_errors, stable.requests), int(attempts)
+    )
+
+
+def _prediction_delta(stable: VariantWindow) -> Figure:
+    """The 95th percentile of |canary - stable| over the rows the stable pods compared."""
+    count = int(stable.compared_rows)
+    if count and not stable.delta_buckets:
+        return Figure(None, None, count, "no |delta| histogram: predictionDelta is for regressors")
+    return Figure(quantile(DELTA_QUANTILE, stable.delta_buckets), None, count)
 
 
 def _prediction_shift(canary: VariantWindow, stable: VariantWindow) -> Figure:

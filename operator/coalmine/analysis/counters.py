@@ -24,6 +24,12 @@ PREDICTION_BUCKET = "coalmine_prediction_value_bucket"
 INPUT_ROWS = "coalmine_input_rows_total"
 OUT_OF_RANGE_ROWS = "coalmine_input_out_of_range_rows_total"
 FEATURE_BIN = "coalmine_feature_bin_total"
+MIRROR_REQUESTS = "coalmine_mirror_requests_total"
+MIRROR_COMPARED = "coalmine_mirror_compared_rows_total"
+MIRROR_AGREEING = "coalmine_mirror_agreeing_rows_total"
+MIRROR_DELTA_BUCKET = "coalmine_mirror_delta_bucket"
+UNANSWERED = ("timeout", "unreachable")
+"""Mirror outcomes that are the canary's failures although it counted no error itself."""
 
 Tally = dict[str, float]
 
@@ -46,6 +52,10 @@ class VariantWindow:
     input_rows: float = 0.0
     out_of_range_rows: float = 0.0
     feature_bins: dict[str, Tally] = field(default_factory=dict)
+    compared_rows: float = 0.0
+    agreeing_rows: float = 0.0
+    delta_buckets: Tally = field(default_factory=dict)
+    unanswered_mirrors: float = 0.0
 
 
 def le_key(text: str) -> str:
@@ -56,10 +66,19 @@ def le_key(text: str) -> str:
 
 def aggregate(samples_per_pod: Iterable[list[Sample]]) -> VariantCounters:
     """Sum the series the analysis needs over the pods of one variant."""
-    totals: dict[str, float] = {"requests": 0.0, "errors": 0.0, "rows": 0.0, "oor": 0.0}
+    totals: dict[str, float] = {
+        "requests": 0.0,
+        "errors": 0.0,
+        "rows": 0.0,
+        "oor": 0.0,
+        "compared": 0.0,
+        "agreeing": 0.0,
+        "unanswered": 0.0,
+    }
     latency: Tally = {}
     predictions: Tally = {}
     values: Tally = {}
+    deltas: Tally = {}
     bins: dict[str, Tally] = {}
     pods = 0
     for samples in samples_per_pod:
@@ -81,6 +100,14 @@ def aggregate(samples_per_pod: Iterable[list[Sample]]) -> VariantCounters:
                 totals["oor"] += s.value
             elif s.name == FEATURE_BIN:
                 _add(bins.setdefault(s.label("feature") or "", {}), s.label("bin") or "", s.value)
+            elif s.name == MIRROR_COMPARED:
+                totals["compared"] += s.value
+            elif s.name == MIRROR_AGREEING:
+                totals["agreeing"] += s.value
+            elif s.name == MIRROR_DELTA_BUCKET:
+                _add(deltas, le_key(s.label("le") or "+Inf"), s.value)
+            elif s.name == MIRROR_REQUESTS and s.label("outcome") in UNANSWERED:
+                totals["unanswered"] += s.value
     return VariantCounters(
         pods=pods,
         requests=totals["requests"],
@@ -91,6 +118,10 @@ def aggregate(samples_per_pod: Iterable[list[Sample]]) -> VariantCounters:
         input_rows=totals["rows"],
         out_of_range_rows=totals["oor"],
         feature_bins=bins,
+        compared_rows=totals["compared"],
+        agreeing_rows=totals["agreeing"],
+        delta_buckets=deltas,
+        unanswered_mirrors=totals["unanswered"],
     )
 
 
@@ -107,6 +138,7 @@ def window(previous: VariantCounters | None, current: VariantCounters) -> Varian
         _tally_delta(previous.latency_buckets, current.latency_buckets),
         _tally_delta(previous.predictions, current.predictions),
         _tally_delta(previous.prediction_buckets, current.prediction_buckets),
+        _tally_delta(previous.delta_buckets, current.delta_buckets),
         *(
             _tally_delta(previous.feature_bins.get(f, {}), bins)
             for f, bins in current.feature_bins.items()
@@ -117,10 +149,13 @@ def window(previous: VariantCounters | None, current: VariantCounters) -> Varian
         current.server_errors - previous.server_errors,
         current.input_rows - previous.input_rows,
         current.out_of_range_rows - previous.out_of_range_rows,
+        current.compared_rows - previous.compared_rows,
+        current.agreeing_rows - previous.agreeing_rows,
+        current.unanswered_mirrors - previous.unanswered_mirrors,
     ]
     if any(d is None for d in deltas) or any(s < 0 for s in scalars):
         return VariantWindow(snapshot=current, baseline=True)
-    latency, predictions, values, *bins = (d or {} for d in deltas)
+    latency, predictions, values, mirror_deltas, *bins = (d or {} for d in deltas)
     return VariantWindow(
         snapshot=current,
         requests=scalars[0],
@@ -131,6 +166,10 @@ def window(previous: VariantCounters | None, current: VariantCounters) -> Varian
         input_rows=scalars[2],
         out_of_range_rows=scalars[3],
         feature_bins=dict(zip(current.feature_bins, bins, strict=True)),
+        compared_rows=scalars[4],
+        agreeing_rows=scalars[5],
+        delta_buckets=mirror_deltas,
+        unanswered_mirrors=scalars[6],
     )
 
 

@@ -257,7 +257,16 @@ class Serving(ApiModel):
     """Serving image for every version of this deployment; overrides the ModelVersion's."""
 
 
+class Shadow(ApiModel):
+    """Shadow (`mirror`) steps: stable pods copy requests to the canary and compare answers."""
+
+    examples: bool = True
+    """Keep the last few disagreeing rows (inputs and both answers) in the stable pods'
+    memory, for `coalmine report`; false keeps no inputs anywhere."""
+
+
 _DEFAULT_TRAFFIC = Traffic().to_json()
+_DEFAULT_SHADOW = Shadow().to_json()
 _DEFAULT_SERVING = Serving().to_json()
 
 
@@ -293,6 +302,7 @@ class ModelDeploymentSpec(ApiModel):
     serving: Serving = Field(
         default_factory=Serving, json_schema_extra={"default": _DEFAULT_SERVING}
     )
+    shadow: Shadow = Field(default_factory=Shadow, json_schema_extra={"default": _DEFAULT_SHADOW})
     revision_history_limit: int = Field(default=10, ge=0, le=100)
     """Entries kept in status.history."""
 
@@ -422,6 +432,14 @@ class VariantCounters(ApiModel):
         default_factory=dict, max_length=512
     )
     """Live values per reference bin: feature -> bin index -> count."""
+    compared_rows: Annotated[float, Field(ge=0)] = 0
+    """Stable pods: rows of requests copied to the canary whose answers were compared."""
+    agreeing_rows: Annotated[float, Field(ge=0)] = 0
+    """Stable pods: compared rows on which the canary agreed."""
+    delta_buckets: Tally = Field(default_factory=dict, max_length=64)
+    """Stable pods: cumulative histogram of |canary - stable| over compared regression rows."""
+    unanswered_mirrors: Annotated[float, Field(ge=0)] = 0
+    """Stable pods: copies the canary never answered (timed out or unreachable)."""
 
 
 class AnalysisRun(ApiModel):

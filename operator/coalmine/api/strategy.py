@@ -37,11 +37,15 @@ BuiltinMetricName = Literal[
     "predictionShift",
     "inputDrift",
     "outOfDistribution",
+    "agreement",
+    "predictionDelta",
 ]
 """Figures the operator computes itself from the serving pods' /metrics, per variant:
 error rate (share of 5xx), latency quantiles in milliseconds, prediction shift between
 canary and stable, input drift against the ModelVersion reference, and the share
-of inputs outside the reference range."""
+of inputs outside the reference range; in shadow (`mirror`) steps, the share of copied rows
+on which the canary's answer agreed with stable's (agreement) and, for regressors, the 95th
+percentile of |canary - stable| (predictionDelta)."""
 
 
 class Pause(ApiModel):
@@ -55,8 +59,8 @@ class BuiltinMetric(ApiModel):
     """A metric computed by the operator from the serving pods."""
 
     metric: BuiltinMetricName
-    """errorRate, latencyP50/P95/P99 (milliseconds), predictionShift, inputDrift or
-    outOfDistribution."""
+    """errorRate, latencyP50/P95/P99 (milliseconds), predictionShift, inputDrift,
+    outOfDistribution, agreement or predictionDelta."""
 
 
 class PrometheusMetric(ApiModel):

@@ -50,6 +50,7 @@ KINDS: dict[str, Kind] = {
     "RolloutStrategy": Kind("coalmine.dev", "v1alpha1", "rolloutstrategies"),
     "Deployment": Kind("apps", "v1", "deployments"),
     "Service": Kind("", "v1", "services"),
+    "ConfigMap": Kind("", "v1", "configmaps"),
     "Pod": Kind("", "v1", "pods"),
     "Event": Kind("", "v1", "events"),
     "Job": Kind("batch", "v1", "jobs"),

@@ -8,6 +8,7 @@ from typing import Any
 
 from coalmine.api.deployment import ModelDeployment, Pin
 from coalmine.api.modelversion import ModelVersion
+from coalmine.resources.mirror import MIRROR_PATH, mirror_volume
 from coalmine.resources.naming import (
     Manifest,
     Variant,
@@ -120,6 +121,9 @@ def renders(md: ModelDeployment, mv: ModelVersion | None, pin: Pin) -> bool:
 
 def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> Manifest:
     volumes, mounts = model_volumes(mv.spec.uri)
+    mirror, mirror_mount = mirror_volume(md)
+    volumes.append(mirror)
+    mounts.append(mirror_mount)
     container = {
         "name": CONTAINER,
         # The deployment's image wins over the version's, which wins over the default.
@@ -195,6 +199,7 @@ def _env(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin) -> l
         "COALMINE_PORT": str(PORT),
         "COALMINE_GRPC_PORT": str(GRPC_PORT),
         "COALMINE_MOUNT_ROOT": MOUNT_ROOT,
+        "COALMINE_MIRROR_CONFIG": MIRROR_PATH,
         "COALMINE_WORKERS": str(serving.workers),
         "COALMINE_MAX_BATCH_SIZE": str(serving.max_batch_size),
         "COALMINE_MAX_BATCH_WAIT_MS": str(serving.max_batch_wait_ms),

@@ -94,5 +94,9 @@ def service_name(md: ModelDeployment, variant: Variant | None = None) -> str:
     return child_name(md.metadata.name, variant or "")
 
 
+def mirror_config_name(md: ModelDeployment) -> str:
+    return child_name(md.metadata.name, "mirror")
+
+
 def hpa_name(md: ModelDeployment) -> str:
     return child_name(md.metadata.name)

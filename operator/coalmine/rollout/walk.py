@@ -152,7 +152,7 @@ def _canary_at_size(d: Draft) -> bool:
     if st.step_ready_at is not None:
         return True
     stable_pods = d.obs.stable.replicas if d.obs.stable is not None else None
-    wanted = canary_pods(d.md, canary.weight, stable_pods)
+    wanted = canary_pods(d.md, canary.weight, stable_pods, canary.mirror or 0)
     if seen is not None and runs(seen, canary) and seen.rolled_out and seen.replicas >= wanted:
         st.step_ready_at = d.now
         return True

@@ -22,7 +22,7 @@ def router_for(md: ModelDeployment) -> Router:
     return ROUTERS[md.spec.traffic.router]
 
 
-def canary_pods(md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
-    """The canary pods `md`'s router runs at `weight` beside `stable_pods`: what a step
-    waits for before it pauses or measures (a mirror share can only add to it)."""
-    return router_for(md).canary_size(md, weight, stable_pods)
+def canary_pods(md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0) -> int:
+    """The canary pods `md`'s router runs at `weight` beside `stable_pods`, with copies of
+    `mirror` percent of requests: what a step waits for before it pauses or measures."""
+    return router_for(md).canary_size(md, weight, stable_pods, mirror)

@@ -135,8 +135,10 @@ class GatewayAPIRouter:
     ) -> TrafficPlan:
         return route(md, canary_running, weight, mirror, stable_pods)
 
-    def canary_size(self, md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
-        return canary_size(md, weight, stable_pods)
+    def canary_size(
+        self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0
+    ) -> int:
+        return canary_size(md, max(weight, mirror), stable_pods)
 
     def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
         settings = md.spec.traffic.gateway_api

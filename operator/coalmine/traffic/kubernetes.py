@@ -5,8 +5,9 @@ at weight 0 and the canary pods only at weight 100, so those two ends are
 exact and a rollback takes effect as fast as kube-proxy applies one Service
 change. In between, both variants sit behind the Service and kube-proxy
 spreads connections evenly over pods, so the canary's share is its share of
-the ready pods: canary/(stable + canary), as `canary_share` says. Mirroring needs
-a proxy, so `mirror` steps change nothing here.
+the ready pods: canary/(stable + canary), as `canary_share` says. In `mirror`
+steps the stable pods copy requests to the canary Service themselves
+(resources/mirror.py); the canary is sized for those copies too.
 """
 
 from __future__ import annotations
@@ -37,15 +38,23 @@ def canary_size(md: ModelDeployment, weight: int, stable_pods: int | None) -> in
     return max(canary_replicas_for(base, weight), 1 if base > 0 else 0)
 
 
+def mirror_size(stable: int, mirror: int) -> int:
+    """Canary pods for the copies of `mirror` percent of what `stable` pods answer (shadow
+    traffic reaches the canary Service only, never the client Service)."""
+    return math.ceil(stable * mirror / 100) if stable > 0 and mirror > 0 else 0
+
+
 def route(
     md: ModelDeployment,
     canary_running: bool,
     weight: int,
     stable_pods: int | None,
     canary_ready: int,
+    mirror: int = 0,
 ) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent, beside `stable_pods`
-    (the stable Deployment's current count; None before it exists).
+    (the stable Deployment's current count; None before it exists), sized also for the
+    copies of `mirror` percent of requests the stable pods send it.
 
     A running canary keeps one pod up at weight 0, so it is proven Ready
     before it takes any traffic. At 100 the Service selects the canary alone only once
@@ -54,7 +63,8 @@ def route(
     still starting the pods it needs for it.
     """
     base = base_replicas(md, stable_pods)
-    canary = canary_size(md, weight, stable_pods) if canary_running else 0
+    canary = max(canary_size(md, weight, stable_pods), mirror_size(base, mirror))
+    canary = canary if canary_running else 0
     if not canary_running or weight <= 0:
         objects, share = services(md, "stable"), 0
     elif weight >= 100 and canary_ready >= canary:
@@ -82,10 +92,15 @@ class KubernetesRouter:
         stable_pods: int | None,
         canary_ready: int,
     ) -> TrafficPlan:
-        return route(md, canary_running, weight, stable_pods, canary_ready)
+        return route(md, canary_running, weight, stable_pods, canary_ready, mirror)
 
-    def canary_size(self, md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
-        return canary_size(md, weight, stable_pods)
+    def canary_size(
+        self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0
+    ) -> int:
+        return max(
+            canary_size(md, weight, stable_pods),
+            mirror_size(base_replicas(md, stable_pods), mirror),
+        )
 
     def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
         return ()
@@ -93,7 +108,7 @@ class KubernetesRouter:
     def allowed_mirror(
         self, wanted: int, previous: int | None, classes: dict[str, Manifest | None]
     ) -> tuple[int, list[Event]]:
-        return wanted, []  # status says what the step asks; nothing here copies requests
+        return wanted, []  # the stable pods copy requests, whatever this router does
 
     def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
         return ()

@@ -43,8 +43,11 @@ class Router(Protocol):
         `canary_ready` ready canary pods."""
         ...
 
-    def canary_size(self, md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
-        """The canary pods at `weight` percent beside `stable_pods`."""
+    def canary_size(
+        self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0
+    ) -> int:
+        """The canary pods at `weight` percent beside `stable_pods`, receiving copies of
+        `mirror` percent of the requests too."""
         ...
 
     def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:

@@ -1,0 +1,90 @@
+"""Shadow rollouts (issue 13): the canary answers copies of live requests that the stable
+pods send it, and only the comparison of answers decides. No client is ever answered by
+the canary, so every response's model_version is stable's.
+
+One ModelDeployment lives through three shadow-only rollouts under balanced traffic, on
+which the distribution of predictions cannot tell a label-permuting model from a good one:
+- iris-v3 (every class renamed) is rolled back on `agreement`;
+- iris-errors, answering 500 to every copied batch with an unseen row, is rolled back on
+  `errorRate`, with zero failed client requests;
+- iris-v2 (a better forest, agreeing with v1 on this traffic) is promoted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.rollout import (
+    BAD_ROW,
+    INTERVAL,
+    ROWS,
+    Rollout,
+    metric,
+    promoted_to,
+    report,
+    rolled_back,
+    strategy,
+)
+
+AGREEMENT: dict[str, Any] = {
+    "name": "agreement",
+    "provider": "builtin",
+    "builtin": {"metric": "agreement"},
+    "threshold": {"min": 0.95},
+    "minSampleCount": 50,
+}
+SHIFT_BAR = 0.2
+SHADOW = strategy(
+    [
+        {"mirror": 100},
+        {
+            "analysis": {
+                "interval": INTERVAL,
+                "count": 2,
+                "metrics": [
+                    AGREEMENT,
+                    metric("error-rate", "errorRate", 0.05),
+                    metric("prediction-shift", "predictionShift", SHIFT_BAR),
+                ],
+            }
+        },
+    ]
+)
+# The timed window before a shadow step's copies arrive (the kubelet brings the new
+# ConfigMap within its sync period) is Inconclusive, not failed: the deadline covers it.
+SHADOW["progressDeadlineSeconds"] = 240
+
+
+def figures(md: dict[str, Any]) -> dict[str, float]:
+    analysis = md["status"]["lastAnalysis"]
+    return {m["name"]: m["value"] for m in analysis["metrics"] if m.get("value") is not None}
+
+
+def test_shadow_rollouts_decide_on_answers_and_never_answer_a_client(rollout: Rollout) -> None:
+    rollout.register("iris-v1", "iris-v3", "iris-errors", "iris-v2")
+
+    rollout.serve("iris-v1", SHADOW, ROWS)
+    out = rollout.change("iris-v3", SHADOW, rolled_back)
+    report("shadow: permuted labels", out)
+    assert "agreement" in out.md["status"]["message"], out.md["status"]["message"]
+    seen = figures(out.md)
+    assert seen["agreement"] < 0.05, seen
+    # What the distribution of predictions says of the same traffic: nothing to worry about.
+    assert seen["prediction-shift"] < SHIFT_BAR, seen
+    assert out.load["failed"] == 0, out.load["errors"]
+    assert set(out.load["versions"]) == {"v1"}, out.load["versions"]
+
+    rollout.serve("iris-v1", SHADOW, [*ROWS, BAD_ROW])
+    out = rollout.change("iris-errors", SHADOW, rolled_back)
+    report("shadow: 500 on copies", out)
+    assert "error-rate" in out.md["status"]["message"], out.md["status"]["message"]
+    assert out.load["failed"] == 0, out.load["errors"]
+    assert set(out.load["versions"]) == {"v1"}, out.load["versions"]
+
+    rollout.serve("iris-v1", SHADOW, ROWS)
+    out = rollout.change("iris-v2", SHADOW, promoted_to("iris-v2"))
+    report("shadow: good", out)
+    assert out.load["failed"] == 0, out.load["errors"]
+    promoted = out.md["status"]["history"][-1]
+    assert (promoted["outcome"], promoted["modelVersion"]) == ("Promoted", "iris-v2")
+    assert figures(out.md)["agreement"] >= 0.95
