@@ -33,7 +33,7 @@ from coalmine.api.modelversion import ModelVersion
 from coalmine.api.strategy import Analysis, RolloutStrategy, RolloutStrategySpec
 from coalmine.kube.client import Kube
 from coalmine.kube.events import post_event
-from coalmine.kube.observe import gateway_classes, is_ready, observe_variant, variant_pods
+from coalmine.kube.observe import is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
 from coalmine.metrics import record_decision
 from coalmine.resources import Variant, build_deployment, service_url
@@ -42,7 +42,6 @@ from coalmine.resources.mirror import build_mirror_config
 from coalmine.resources.naming import deployment_name, hpa_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.commands import new_commands
-from coalmine.rollout.decision import Event
 from coalmine.rollout.draft import clip
 from coalmine.rollout.observation import Observation
 from coalmine.rollout.plan import Measurement, Plan, measurement_due, plan
@@ -186,8 +185,6 @@ class Applied:
     traffic: TrafficPlan
     routed: Routed | None
     """The TrafficRouted condition, when the router reports one."""
-    warnings: tuple[Event, ...]
-    """The router's, e.g. a mirror its Gateways cannot carry."""
 
 
 def apply(kube: Kube, seen: Seen, decision: Plan) -> Applied:
@@ -196,15 +193,12 @@ def apply(kube: Kube, seen: Seen, decision: Plan) -> Applied:
     md, obs, intent = seen.md, seen.obs, decision.intent
     namespace = md.metadata.namespace or "default"
     router = router_for(md)
-    classes = gateway_classes(kube, router.gateways(md)) if intent.mirror else {}
-    previous = md.status.canary.mirror if md.status and md.status.canary else None
-    mirror, warnings = router.allowed_mirror(intent.mirror, previous, classes)
     canary_running = intent.canary_model_version is not None and not intent.canary_replicas_zero
     traffic = router.route(
         md,
         canary_running=canary_running,
         weight=intent.canary_weight,
-        mirror=mirror,
+        mirror=intent.mirror,
         stable_pods=obs.stable.replicas if obs.stable is not None else None,
         canary_ready=obs.canary.ready_replicas if obs.canary is not None else 0,
     )
@@ -227,7 +221,7 @@ def apply(kube: Kube, seen: Seen, decision: Plan) -> Applied:
     elif deployments["canary"] is not None:
         # A finished canary's Deployment stays, at zero replicas, as it was.
         _apply_variant(kube, md, "canary", Serve(None, None, 0), versions, deployments["canary"])
-    return Applied(traffic, routed, tuple(warnings))
+    return Applied(traffic, routed)
 
 
 def persist(kube: Kube, seen: Seen, decision: Plan, applied: Applied) -> None:
@@ -248,7 +242,7 @@ def persist(kube: Kube, seen: Seen, decision: Plan, applied: Applied) -> None:
     if new_status != (seen.body.get("status") or {}):
         namespace, name = md.metadata.namespace or "default", md.metadata.name
         kube.apply_status("ModelDeployment", namespace, name, new_status)
-    for event in (*decision.events, *applied.warnings):
+    for event in decision.events:
         post_event(
             kube, seen.body, type_=event.type, reason=event.reason, message=event.message, now=now
         )

@@ -4,8 +4,8 @@ Why Traefik: it is the one mainstream implementation whose data plane is Go, so
 it builds here from the Go module proxy (hack/gateway/build.sh); Envoy Gateway,
 Contour, Istio, Cilium and kgateway all proxy through the C++ Envoy, which no
 registry here carries, and NGINX Gateway Fabric, Kong and HAProxy's controllers
-are not on the module proxy. Traefik implements HTTPRoute weights but not the
-extended RequestMirror filter, and says so in its GatewayClass status.
+are not on the module proxy. Traefik implements HTTPRoute weights, all the
+operator's routes use (they never mirror: the stable pods copy shadow traffic).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ reconcile with nothing to change writes no status and posts no event."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -169,6 +170,34 @@ def test_a_router_that_takes_over_removes_what_only_the_old_one_wrote() -> None:
     ]
     assert world.kube.get("HTTPRoute", NS, "iris") is None
     assert world.md["status"]["router"] == "kubernetes"
+
+
+def test_a_gateway_mirror_step_leaves_the_copying_to_the_stable_pods() -> None:
+    """The mirror file tells the stable pods to copy; the route carries no mirror of its own
+    (a Gateway's would discard the canary's answers and double its copies)."""
+    world = World()
+    world.edit(
+        traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}},
+        strategy={**STRATEGY, "steps": [{"mirror": 50}, {"pause": {}}]},
+    )
+    world.until("Healthy")
+    world.edit(modelVersion="iris-v2")
+    start = len(world.kube.writes)
+    world.until("Paused")
+    writes = world.kube.writes[start:]
+    shares = [
+        json.loads(w.body["data"]["mirror.json"])["percent"]
+        for w in writes
+        if w.kind == "ConfigMap"
+    ]
+    assert 50 in shares
+    routes = [w.body for w in writes if w.kind == "HTTPRoute"]
+    assert routes
+    assert all("filters" not in rule for r in routes for rule in r["spec"]["rules"])
+    warnings = [
+        w.body["reason"] for w in writes if w.kind == "Event" and w.body["type"] != "Normal"
+    ]
+    assert warnings == []
 
 
 def test_every_router_the_schema_admits_is_registered() -> None:

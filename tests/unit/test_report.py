@@ -208,3 +208,18 @@ def test_the_audit_trail_names_the_approver_and_each_command() -> None:
 
 def test_without_approval_or_commands_there_is_no_audit_trail() -> None:
     assert "Audit trail" not in render(rolled_back())
+
+
+def test_a_shadow_rollout_draws_agreement_and_its_failed_mark() -> None:
+    failed = judged(19, 0, "Failed", 0.11)
+    failed["metrics"]["agreement"] = {
+        "canary": 0.0, "outcome": "Failed", "kind": "agreement", "min": 0.95,
+    }  # fmt: skip
+    passed = judged(14, 0, "Inconclusive", 0.1)
+    passed["metrics"]["agreement"] = {"outcome": "Inconclusive", "kind": "agreement", "min": 0.95}
+    start = {"time": at(0), "stepIndex": 0, "canaryWeight": 0, "phase": "Progressing"}
+    md = deployment([start, passed, failed])
+    page = render(md)
+    assert "Agreement with stable on copied rows (agreement)" in page
+    assert "agreement Failed: canary 0" in page
+    assert "Prediction delta" not in page  # a classifier's rollout measures none

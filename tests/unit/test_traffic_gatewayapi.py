@@ -1,4 +1,4 @@
-"""The Gateway API router: an HTTPRoute with exact weights and mirroring."""
+"""The Gateway API router: an HTTPRoute with exact weights, which never mirrors."""
 
 from __future__ import annotations
 
@@ -11,13 +11,8 @@ from hypothesis import strategies as st
 from coalmine.api import ModelDeployment
 from coalmine.resources.httproute import build_httproute
 from coalmine.traffic import router_for
-from coalmine.traffic.gatewayapi import (
-    MIRROR_FEATURE,
-    allowed_mirror,
-    lacks_feature,
-    route_acceptance,
-)
 from coalmine.traffic.gatewayapi import route as gateway_route
+from coalmine.traffic.gatewayapi import route_acceptance
 from tests.unit.test_traffic_kubernetes import hpa_floor, main_selector, md
 
 GATEWAY = {"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "edge"}]}}
@@ -94,37 +89,26 @@ def test_while_the_canary_takes_a_share_the_hpa_cannot_shrink_stable() -> None:
     assert floors == [1, 5, 5, 5]
 
 
-def test_mirror_copies_requests_to_the_canary_and_sizes_it_for_them() -> None:
+@pytest.mark.parametrize(("weight", "mirror", "pods"), [(0, 100, 4), (10, 50, 2), (50, 10, 2)])
+def test_the_canary_is_sized_for_the_stable_pods_copies_too(
+    weight: int, mirror: int, pods: int
+) -> None:
     plan = gateway_route(
-        gw(replicas=4), canary_running=True, weight=0, mirror=100, stable_pods=None
+        gw(replicas=4), canary_running=True, weight=weight, mirror=mirror, stable_pods=None
     )
-    (rule,) = the_route(plan.objects)["spec"]["rules"]
-    assert rule["filters"] == [
-        {
-            "type": "RequestMirror",
-            "requestMirror": {
-                "backendRef": {"group": "", "kind": "Service", "name": "iris-canary", "port": 80}
-            },
-        }
-    ]
-    assert weights(the_route(plan.objects)) == {"iris-stable": 100, "iris-canary": 0}
-    assert plan.canary_share == 0
-    assert plan.canary_replicas == 4
+    assert weights(the_route(plan.objects)) == {"iris-stable": 100 - weight, "iris-canary": weight}
+    assert plan.canary_share == weight
+    assert plan.canary_replicas == pods
 
 
-def test_partial_mirror_writes_the_percent() -> None:
+@given(st.booleans(), st.integers(0, 100), st.integers(0, 100))
+def test_the_route_never_mirrors(canary_running: bool, weight: int, mirror: int) -> None:
+    """The stable pods copy shadow traffic and compare the answers; a Gateway's mirror would
+    discard the canary's answer and double its copies."""
     plan = gateway_route(
-        gw(replicas=4), canary_running=True, weight=10, mirror=25, stable_pods=None
+        gw(replicas=2), canary_running=canary_running, weight=weight, mirror=mirror, stable_pods=4
     )
-    (rule,) = the_route(plan.objects)["spec"]["rules"]
-    assert rule["filters"][0]["requestMirror"]["percent"] == 25
-    assert plan.canary_replicas == 1
-
-
-def test_rollback_drops_the_mirror_with_the_canary() -> None:
-    plan = gateway_route(gw(replicas=2), canary_running=False, weight=0, mirror=0, stable_pods=None)
-    (rule,) = the_route(plan.objects)["spec"]["rules"]
-    assert "filters" not in rule
+    assert all("filters" not in rule for rule in the_route(plan.objects)["spec"]["rules"])
 
 
 def test_parent_refs_and_hostnames_are_passed_through_with_defaults_written_out() -> None:
@@ -183,23 +167,6 @@ def test_weights_always_sum_to_100(stable: int, weight: int, mirror: int) -> Non
     assert 1 <= plan.canary_replicas <= stable
 
 
-@pytest.mark.parametrize(
-    ("gateway_class", "lacks"),
-    [
-        (None, False),  # unreadable: try
-        ({"status": {}}, False),  # lists nothing: try
-        ({"status": {"supportedFeatures": [{"name": "HTTPRoute"}]}}, True),
-        ({"status": {"supportedFeatures": [{"name": MIRROR_FEATURE}]}}, False),
-        ({"status": {"supportedFeatures": ["Gateway", MIRROR_FEATURE]}}, False),  # v1.1 strings
-        ({"status": {"supportedFeatures": ["Gateway"]}}, True),
-    ],
-)
-def test_a_class_lacks_mirroring_only_when_it_says_so(
-    gateway_class: dict[str, Any] | None, lacks: bool
-) -> None:
-    assert lacks_feature(gateway_class, MIRROR_FEATURE) is lacks
-
-
 def parent(name: str, **conditions: str) -> dict[str, Any]:
     return {
         "parentRef": {"name": name},
@@ -240,32 +207,6 @@ def test_route_acceptance_reads_every_parent(
 
 def test_a_route_without_status_awaits_its_gateway() -> None:
     assert route_acceptance({})[0] == "Unknown"
-
-
-CANNOT = {"status": {"supportedFeatures": [{"name": "HTTPRoute"}]}}
-CAN = {"status": {"supportedFeatures": [{"name": MIRROR_FEATURE}]}}
-
-
-def test_mirroring_goes_ahead_when_every_gateway_can() -> None:
-    assert allowed_mirror(100, None, {"gw/a": CAN, "gw/b": None}) == (100, [])
-
-
-def test_no_mirror_asks_nothing() -> None:
-    assert allowed_mirror(0, None, {"gw/a": CANNOT}) == (0, [])
-
-
-def test_a_gateway_that_cannot_mirror_drops_it_and_warns_when_the_step_starts() -> None:
-    share, events = allowed_mirror(50, None, {"gw/a": CAN, "gw/b": CANNOT})
-    assert share == 0
-    (event,) = events
-    assert (event.type, event.reason) == ("Warning", "MirrorUnsupported")
-    assert "gw/b" in event.message
-    assert "gw/a" not in event.message
-
-
-def test_the_warning_is_given_once_per_mirror_step() -> None:
-    assert allowed_mirror(50, 50, {"gw/b": CANNOT}) == (0, [])
-    assert allowed_mirror(100, 50, {"gw/b": CANNOT})[1]  # a new share is a new step
 
 
 def test_parent_refs_are_made_distinct_as_the_gateway_api_requires() -> None:

@@ -68,8 +68,11 @@ owner's finalizers subresource where OwnerReferencesPermissionEnforcement is on.
   resources: [deployments]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
-  resources: [services, configmaps]
+  resources: [services]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create, patch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, patch, delete]
@@ -94,17 +97,12 @@ owner's finalizers subresource where OwnerReferencesPermissionEnforcement is on.
 Cluster-scoped reads kopf needs in every mode: it follows the CRDs it serves,
 and it lists and watches namespaces (names and labels) to notice the watched
 ones being deleted and created again; even with exact --namespace names it
-retries a refused list for several seconds before falling back. The gatewayAPI
-router reads the Gateways its routes attach to (often in a namespace of their
-own) and their GatewayClass, to learn whether the implementation mirrors.
+retries a refused list for several seconds before falling back.
 */}}
 {{- define "coalmine.clusterReads" -}}
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
-- apiGroups: [gateway.networking.k8s.io]
-  resources: [gateways, gatewayclasses]
-  verbs: [get]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]

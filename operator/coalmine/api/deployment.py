@@ -231,7 +231,7 @@ class Traffic(ApiModel):
 
     router: Literal["kubernetes", "gatewayAPI"] = "kubernetes"
     """kubernetes: one Service, weight approximated by the replica ratio.
-    gatewayAPI: an HTTPRoute with exact weights and request mirroring."""
+    gatewayAPI: an HTTPRoute with exact weights."""
     gateway_api: GatewayAPI | None = Field(default=None, alias="gatewayAPI")
 
     @model_validator(mode="after")

@@ -69,6 +69,21 @@ PANELS = (
         "",
         variants=("canary",),
     ),
+    Panel(
+        "Agreement with stable on copied rows",
+        ("agreement",),
+        ("agree",),
+        "%",
+        100.0,
+        variants=("canary",),
+    ),
+    Panel(
+        "Prediction delta |canary - stable|, p95",
+        ("predictionDelta",),
+        ("delta",),
+        "",
+        variants=("canary",),
+    ),
 )
 
 

@@ -56,8 +56,6 @@ KINDS: dict[str, Kind] = {
     "Job": Kind("batch", "v1", "jobs"),
     "HorizontalPodAutoscaler": Kind("autoscaling", "v2", "horizontalpodautoscalers"),
     "HTTPRoute": Kind("gateway.networking.k8s.io", "v1", "httproutes"),
-    "Gateway": Kind("gateway.networking.k8s.io", "v1", "gateways"),
-    "GatewayClass": Kind("gateway.networking.k8s.io", "v1", "gatewayclasses"),
 }
 
 

@@ -67,16 +67,3 @@ def observe_variant(
         failure_message=message,
     )
     return obs, dep
-
-
-def gateway_classes(
-    kube: Kube, gateways: tuple[tuple[str, str], ...]
-) -> dict[str, dict[str, Any] | None]:
-    """Each Gateway (namespace, name) as "namespace/name" -> its GatewayClass, if readable."""
-    found: dict[str, dict[str, Any] | None] = {}
-    for ns, name in gateways:
-        gateway = kube.get("Gateway", ns, name)
-        class_name = (gateway or {}).get("spec", {}).get("gatewayClassName")
-        gateway_class = kube.get("GatewayClass", None, class_name) if class_name else None
-        found[f"{ns}/{name}"] = gateway_class
-    return found

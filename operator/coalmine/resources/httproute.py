@@ -1,10 +1,11 @@
-"""The HTTPRoute of the `gatewayAPI` router: exact weights and request mirroring.
+"""The HTTPRoute of the `gatewayAPI` router: exact weights.
 
-One rule sends every path to the per-variant Services with the canary's weight;
-a mirror step adds a RequestMirror filter that copies requests to the canary
-while clients keep getting the stable answer. Fields the Gateway API CRD would
-default (group, kind, the catch-all match) are written out, so the object the
-API server stores equals the one applied and server-side apply sees no drift.
+One rule sends every path to the per-variant Services with the canary's weight.
+It never mirrors: a Gateway discards a mirrored response, so nothing could
+compare it; in mirror steps the stable pods copy requests to the canary
+themselves (resources/mirror.py). Fields the Gateway API CRD would default
+(group, kind, the catch-all match) are written out, so the object the API
+server stores equals the one applied and server-side apply sees no drift.
 """
 
 from __future__ import annotations
@@ -49,12 +50,8 @@ def distinct_parents(refs: list[Manifest]) -> list[Manifest]:
     return kept
 
 
-def build_httproute(md: ModelDeployment, canary_weight: int | None, mirror: int = 0) -> Manifest:
-    """The route of `md`; `canary_weight` None leaves the canary out of it entirely.
-
-    `mirror` percent of requests are copied to the canary; `percent` is written
-    only below 100, so Gateway API CRDs older than v1.3 accept full mirroring.
-    """
+def build_httproute(md: ModelDeployment, canary_weight: int | None) -> Manifest:
+    """The route of `md`; `canary_weight` None leaves the canary out of it entirely."""
     settings = md.spec.traffic.gateway_api
     if settings is None:
         raise ValueError(f"ModelDeployment {md.metadata.name} has no traffic.gatewayAPI settings")
@@ -72,11 +69,6 @@ def build_httproute(md: ModelDeployment, canary_weight: int | None, mirror: int 
         "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
         "backendRefs": backends,
     }
-    if canary_weight is not None and mirror > 0:
-        request_mirror: dict[str, Any] = {"backendRef": _backend(md, "canary")}
-        if mirror < 100:
-            request_mirror["percent"] = mirror
-        rule["filters"] = [{"type": "RequestMirror", "requestMirror": request_mirror}]
 
     spec: dict[str, Any] = {"parentRefs": parent_refs, "rules": [rule]}
     if settings.hostnames:

@@ -1,15 +1,13 @@
-"""The `gatewayAPI` router: an HTTPRoute with exact weights and request mirroring.
+"""The `gatewayAPI` router: an HTTPRoute with exact weights.
 
 Any Gateway API implementation splits requests by the route's backend weights,
-whatever the pod counts, so the canary's share is its weight exactly and the
-canary is sized for the traffic it gets: its weight (or mirror share, whichever
-is larger) of the stable pod count, rounded up. Clients reach the model through
-the Gateway; the client Service stays for in-cluster callers that bypass it and
-serves stable until promotion, so those callers never see an unproven version.
-
-RequestMirror is an extended feature: an implementation without it may fail
-the whole rule (Traefik answers 500), so mirroring is left out of the route
-when a parent Gateway's class says it cannot mirror.
+whatever the pod counts, so the canary's share is its weight exactly. In mirror
+steps the stable pods, not the route, copy requests to the canary Service
+(resources/mirror.py; see resources/httproute.py for why). The canary is sized
+for what it gets: its weight or mirror share, whichever is larger, of the
+stable pod count, rounded up. Clients reach the model through the Gateway; the
+client Service stays for in-cluster callers that bypass it and serves stable
+until promotion, so those callers never see an unproven version.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from coalmine.resources import Manifest
 from coalmine.resources.httproute import build_httproute
 from coalmine.resources.naming import service_name
 from coalmine.rollout import reasons
-from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 from coalmine.traffic.router import ObjectRef, Routed
 
@@ -36,8 +33,9 @@ def canary_size(md: ModelDeployment, share: int, stable_pods: int | None) -> int
 def route(
     md: ModelDeployment, canary_running: bool, weight: int, mirror: int, stable_pods: int | None
 ) -> TrafficPlan:
-    """Objects and replica counts for a canary at `weight` percent, mirroring `mirror`, beside
-    `stable_pods` (the stable Deployment's current count; None before it exists)."""
+    """Objects and replica counts for a canary at `weight` percent, sized also for the stable
+    pods' copies of `mirror` percent of requests, beside `stable_pods` (the stable
+    Deployment's current count; None before it exists)."""
     base = base_replicas(md, stable_pods)
     canary = canary_size(md, max(weight, mirror), stable_pods) if canary_running else 0
     share = weight if canary_running else 0
@@ -45,45 +43,8 @@ def route(
         objects = services(md, "canary", floor=canary)
     else:
         objects = services(md, "stable", floor=base if share > 0 else None)
-    objects.append(build_httproute(md, share if canary_running else None, mirror))
+    objects.append(build_httproute(md, share if canary_running else None))
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
-
-
-MIRROR_FEATURE = "HTTPRouteRequestMirror"
-
-
-def lacks_feature(gateway_class: Manifest | None, feature: str) -> bool:
-    """Whether a GatewayClass says its implementation lacks `feature`.
-
-    Implementations list what they support in status.supportedFeatures (Gateway
-    API v1.2+; names, or objects with a name). A class that lists nothing, or
-    cannot be read, is given the benefit of the doubt.
-    """
-    listed = ((gateway_class or {}).get("status") or {}).get("supportedFeatures")
-    if not listed:
-        return False
-    names = {f["name"] if isinstance(f, dict) else f for f in listed}
-    return feature not in names
-
-
-def allowed_mirror(
-    wanted: int, previous: int | None, classes: dict[str, Manifest | None]
-) -> tuple[int, list[Event]]:
-    """The mirror share the route may carry, given each parent Gateway's class.
-
-    When one cannot mirror, the share is 0 and a warning goes out once: when the
-    mirror step starts (`previous`, the share in status before it, differs).
-    """
-    unable = [gateway for gateway, cls in classes.items() if lacks_feature(cls, MIRROR_FEATURE)]
-    if not wanted or not unable:
-        return wanted, []
-    if previous == wanted:
-        return 0, []
-    message = (
-        f"mirroring left out: the GatewayClass of {', '.join(unable)} does not support "
-        f"{MIRROR_FEATURE}; the canary gets no shadow traffic"
-    )
-    return 0, [Event("Warning", reasons.MIRROR_UNSUPPORTED, message)]
 
 
 def route_acceptance(httproute: Manifest) -> tuple[ConditionStatus, str, str]:
@@ -120,7 +81,7 @@ MISSING_CRDS: Routed = (
 
 
 class GatewayAPIRouter:
-    """The `gatewayAPI` router as a `Router`: its HTTPRoute, and the Gateways behind it."""
+    """The `gatewayAPI` router as a `Router`: its HTTPRoute, and whether Gateways accept it."""
 
     name = "gatewayAPI"
 
@@ -139,17 +100,6 @@ class GatewayAPIRouter:
         self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0
     ) -> int:
         return canary_size(md, max(weight, mirror), stable_pods)
-
-    def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
-        settings = md.spec.traffic.gateway_api
-        own = md.metadata.namespace or "default"
-        refs = settings.parent_refs if settings is not None else []
-        return tuple((ref.namespace or own, ref.name) for ref in refs)
-
-    def allowed_mirror(
-        self, wanted: int, previous: int | None, classes: dict[str, Manifest | None]
-    ) -> tuple[int, list[Event]]:
-        return allowed_mirror(wanted, previous, classes)
 
     def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
         return (("HTTPRoute", md.metadata.namespace or "default", service_name(md)),)

@@ -16,7 +16,6 @@ import math
 
 from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
-from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 from coalmine.traffic.router import ObjectRef, Routed
 
@@ -101,14 +100,6 @@ class KubernetesRouter:
             canary_size(md, weight, stable_pods),
             mirror_size(base_replicas(md, stable_pods), mirror),
         )
-
-    def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
-        return ()
-
-    def allowed_mirror(
-        self, wanted: int, previous: int | None, classes: dict[str, Manifest | None]
-    ) -> tuple[int, list[Event]]:
-        return wanted, []  # the stable pods copy requests, whatever this router does
 
     def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
         return ()

@@ -1,10 +1,10 @@
 """What a router is: the one interface through which a reconcile moves traffic.
 
-A router turns a weight into objects and replica counts, says which Gateways decide
-what its route may carry, which objects are its alone (removed when another router
-takes over) and how an applied object reads as the TrafficRouted condition. The
-reconcile holds a `Router` from the registry (`coalmine.traffic.router_for`) and never
-names one; a new router is one module and one registry line.
+A router turns a weight into objects and replica counts, says which objects are its
+alone (removed when another router takes over) and how an applied object reads as the
+TrafficRouted condition. The reconcile holds a `Router` from the registry
+(`coalmine.traffic.router_for`) and never names one; a new router is one module and
+one registry line.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Protocol
 from coalmine.api.base import ConditionStatus
 from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
-from coalmine.rollout.decision import Event
 from coalmine.traffic.common import TrafficPlan
 
 ROUTED = "TrafficRouted"
@@ -38,9 +37,10 @@ class Router(Protocol):
         stable_pods: int | None,
         canary_ready: int,
     ) -> TrafficPlan:
-        """Objects and replica counts for a canary at `weight` percent, mirroring `mirror`,
-        beside `stable_pods` (the stable Deployment's count now; None before it exists) and
-        `canary_ready` ready canary pods."""
+        """Objects and replica counts for a canary at `weight` percent, sized also for the
+        stable pods' copies of `mirror` percent of requests, beside `stable_pods` (the
+        stable Deployment's count now; None before it exists) and `canary_ready` ready
+        canary pods. No router copies requests itself: the stable pods do."""
         ...
 
     def canary_size(
@@ -48,18 +48,6 @@ class Router(Protocol):
     ) -> int:
         """The canary pods at `weight` percent beside `stable_pods`, receiving copies of
         `mirror` percent of the requests too."""
-        ...
-
-    def gateways(self, md: ModelDeployment) -> tuple[tuple[str, str], ...]:
-        """(namespace, name) of the Gateways whose classes decide whether the route may
-        mirror; none for a router without a route."""
-        ...
-
-    def allowed_mirror(
-        self, wanted: int, previous: int | None, classes: dict[str, Manifest | None]
-    ) -> tuple[int, list[Event]]:
-        """The mirror share to route, given the GatewayClass of each of `gateways` (by
-        namespace/name), and the warnings to post; `previous` is the share in status."""
         ...
 
     def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
