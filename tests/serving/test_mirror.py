@@ -3,6 +3,7 @@ clients, copies a share of their rows to the canary and compares the answers."""
 
 from __future__ import annotations
 
+import copy
 import http.server
 import json
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import skops.io
 
 from tests.serving import server as srv
 from tests.serving.conftest import Artifacts
@@ -231,6 +233,37 @@ def test_a_share_mirrors_about_that_share_and_no_file_mirrors_nothing(
         )
         mirrored = metric(stable, "coalmine_mirror_compared_rows_total")
         assert 40 <= mirrored <= 125, mirrored  # 20% of 400 is 80; binomial sd 8
+    finally:
+        stable.stop()
+        canary.stop()
+
+
+def test_a_regressor_off_by_a_constant_shows_that_constant_as_its_delta(
+    artifacts: Artifacts, config: Path, tmp_path: Path
+) -> None:
+    shifted = copy.deepcopy(artifacts.reg)
+    shifted.intercept_ = shifted.intercept_ + 0.25
+    path = tmp_path / "shifted.skops"
+    skops.io.dump(shifted, path)
+    canary = canary_server(path.as_uri())
+    mirror_file(config, canary.port, 100)
+    stable = srv.start(
+        ["--name", "lr", "--uri", artifacts.reg_skops.as_uri(), "--mirror-config", str(config)],
+        {"COALMINE_MODEL_VERSION": "v1", "COALMINE_VARIANT": "stable"},
+        grpc=False,
+    )
+    try:
+        x = np.random.default_rng(0).normal(size=(64, 4))
+        rows = send(stable, x, 20)
+        eventually(
+            lambda: metric(stable, "coalmine_mirror_compared_rows_total") == rows, "rows compared"
+        )
+        series = parse(stable.get("/metrics").text)
+        assert total(series, "coalmine_mirror_agreeing_rows_total") == 0
+        # Every |delta| is 0.25: none at or below 0.1, all at or below 0.3.
+        assert total(series, "coalmine_mirror_delta_bucket", le="0.1") == 0
+        assert total(series, "coalmine_mirror_delta_bucket", le="0.3") == rows
+        assert total(series, "coalmine_mirror_delta_sum") == pytest.approx(0.25 * rows)
     finally:
         stable.stop()
         canary.stop()
