@@ -236,7 +236,16 @@ class App:
         doc = {
             "target": None if target is None else dataclasses.asdict(target),
             "canaries": {
-                name: {"requests": f.outcomes, "compared": f.compared, "agreeing": f.agreeing}
+                name: {
+                    "requests": f.outcomes,
+                    "compared": f.compared,
+                    "agreeing": f.agreeing,
+                    "confusion": [
+                        [s, c, n] for (s, c), n in sorted(stats.confusion[name].cells.items())
+                    ]
+                    if name in stats.confusion
+                    else [],
+                }
                 for name, f in stats.by_canary.items()
             },
             "examples": list(stats.examples),

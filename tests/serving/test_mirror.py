@@ -148,6 +148,9 @@ def test_a_label_swapping_canary_disagrees_on_every_row_and_shows_examples(
         assert len(example["inputs"]) == 20
         assert example["stable"] != example["canary_answer"]
         assert report["canaries"]["v2"]["agreeing"] == 0
+        confusion = {(s, c): n for s, c, n in report["canaries"]["v2"]["confusion"]}
+        assert sum(confusion.values()) == rows
+        assert set(confusion) <= {("0", "1"), ("1", "0")}
         mirror_file(config, canary.port, 100, examples=False)  # privacy: the examples go
         eventually(
             lambda: stable.get("/v2/models/lr/mirror").json()["examples"] == [], "examples cleared"

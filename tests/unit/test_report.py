@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coalmine.cli.report import render
+from coalmine.cli.shadow import ShadowView
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 REASON = "analysis failed (1 failed measurements, limit 0): prediction-shift 0.41 > max 0.2"
@@ -223,3 +224,25 @@ def test_a_shadow_rollout_draws_agreement_and_its_failed_mark() -> None:
     assert "Agreement with stable on copied rows (agreement)" in page
     assert "agreement Failed: canary 0" in page
     assert "Prediction delta" not in page  # a classifier's rollout measures none
+
+
+def test_a_shadow_view_shows_agreement_confusion_and_escaped_examples() -> None:
+    view = ShadowView(
+        "iris-v3",
+        pods=2,
+        compared=200,
+        agreeing=0,
+        confusion={("0", "2"): 120, ("1", "0"): 80},
+        examples=({"time": 1.0, "inputs": [5.1, "<b>"], "stable": 0, "canary_answer": 2},),
+        unread=("iris-stable-b: Forbidden",),
+    )
+    page = render(rolled_back(), view)
+    assert "Shadow comparison with stable" in page
+    assert "200 rows compared by 2 stable pod(s); the canary agreed on 0 (0.0%)" in page
+    assert "<th>stable 0</th>" in page
+    assert "<th>canary 2</th>" in page
+    assert '<td class="bad">120</td>' in page
+    assert "&lt;b&gt;" in page
+    assert "<b>" not in page.split("Shadow comparison")[1]
+    assert "not read: iris-stable-b: Forbidden" in page
+    assert "Shadow comparison" not in render(rolled_back())

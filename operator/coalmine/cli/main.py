@@ -29,6 +29,7 @@ from coalmine.api.governance import (
 )
 from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
 from coalmine.cli import completion, report
+from coalmine.cli.shadow import fetch as fetch_shadow
 from coalmine.cli.timeline import audit_lines, history_line, render
 from coalmine.kube.client import Kube
 
@@ -124,7 +125,11 @@ def _report(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{args.name}-rev{record.get('revision', 0)}"
     page, png = out / f"{stem}.html", out / f"{stem}.png"
-    page.write_text(report.render(body), encoding="utf-8")
+    canary = record.get("modelVersion")
+    strategy = _strategy(kube, ModelDeployment.model_validate(body))
+    shadowed = strategy is not None and any(s.mirror for s in strategy.steps)
+    shadow = fetch_shadow(kube, args.namespace, args.name, canary) if canary and shadowed else None
+    page.write_text(report.render(body, shadow), encoding="utf-8")
     print(f"report: {page}")
     if args.no_png:
         return 0

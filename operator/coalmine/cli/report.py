@@ -10,6 +10,7 @@ into a PNG with headless Chromium, when it is installed.
 from __future__ import annotations
 
 import html
+import json
 import math
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from coalmine.api.deployment import ModelDeploymentStatus, PointMetric, RecordPoint, RolloutRecord
+from coalmine.cli.shadow import ShadowView
 from coalmine.cli.timeline import audit_lines
 
 WIDTH, HEIGHT = 1120, 136
@@ -371,8 +373,9 @@ tr.bad td{color:#c92a2a}
 """
 
 
-def render(md: dict[str, Any]) -> str:
-    """The report page of a ModelDeployment's current or last rollout (pure)."""
+def render(md: dict[str, Any], shadow: ShadowView | None = None) -> str:
+    """The report page of a ModelDeployment's current or last rollout (pure); with what the
+    stable pods compared of its canary in shadow steps, when given."""
     meta = md.get("metadata") or {}
     name, namespace = str(meta.get("name", "?")), str(meta.get("namespace", "default"))
     status = ModelDeploymentStatus.model_validate(md.get("status") or {})
@@ -440,9 +443,59 @@ def render(md: dict[str, Any]) -> str:
         + "</dl>"
         + "".join(charts)
         + _verdict_table(frame, rec)
+        + ("" if shadow is None else _shadow_section(shadow))
         + _audit_trail(status, rec)
     )
     return _page(title, body)
+
+
+def _shadow_section(view: ShadowView) -> str:
+    """Agreement, the confusion of classes (stable's in rows, the canary's in columns) and
+    the newest disagreeing rows, as the stable pods hold them now."""
+    share = f"{100 * view.agreeing / view.compared:.1f}%" if view.compared else "-"
+    parts = [
+        "<h2>Shadow comparison with stable</h2>",
+        f"<p>{view.compared} rows compared by {view.pods} stable pod(s);"
+        f" the canary agreed on {view.agreeing} ({share}).</p>",
+    ]
+    parts += [f'<p class="bad">not read: {html.escape(why)}</p>' for why in view.unread]
+    if view.confusion:
+        stable = sorted({s for s, _ in view.confusion})
+        canary = sorted({c for _, c in view.confusion})
+        head = "".join(f"<th>canary {html.escape(c)}</th>" for c in canary)
+        rows = "".join(
+            f"<tr><th>stable {html.escape(s)}</th>"
+            + "".join(
+                f'<td class="{"" if s == c else "bad" if view.confusion.get((s, c)) else ""}">'
+                f"{view.confusion.get((s, c), 0)}</td>"
+                for c in canary
+            )
+            + "</tr>"
+            for s in stable
+        )
+        parts.append(
+            f'<table class="confusion"><thead><tr><th></th>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>"
+        )
+    if view.examples:
+        rows = "".join(
+            f"<tr><td>{html.escape(_compact(e.get('inputs')))}</td>"
+            f"<td>{html.escape(_compact(e.get('stable')))}</td>"
+            f"<td>{html.escape(_compact(e.get('canary_answer')))}</td></tr>"
+            for e in view.examples
+        )
+        parts.append(
+            "<table><thead><tr><th>inputs (disagreeing rows, newest first)</th>"
+            "<th>stable</th><th>canary</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+def _compact(value: Any) -> str:
+    """A row or an answer in one short line."""
+    text = json.dumps(value, separators=(", ", ": "), default=str)
+    return text if len(text) <= 240 else text[:239] + "…"
 
 
 def _audit_trail(status: ModelDeploymentStatus, rec: RolloutRecord) -> str:
