@@ -13,6 +13,10 @@ Faulty versions for the rollback tests:
                 model raise (HTTP 500), typical inputs work
   iris-slow     a forest large enough to make every prediction slow
   iris-corrupt  bytes that are not a model, with a matching digest
+A regressor, for shadow rollouts:
+  diabetes-v1      linear regression of disease progression (scikit-learn's diabetes set)
+  diabetes-offset  the same model answering 5 more for every row: plausible values, a
+                   prediction histogram that barely moves, off by a small constant
 
 Digests are computed from the files written, so the manifests always match.
 """
@@ -28,20 +32,26 @@ from typing import Any
 import numpy as np
 import skops.io as sio
 import yaml
-from sklearn.datasets import load_iris
+from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+DIABETES_FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+OFFSET = 5.0
+OUTPUTS: dict[str, dict[str, Any]] = {
+    "iris": {"kind": "classification", "classLabels": ["0", "1", "2"]},
+    "diabetes": {"kind": "regression"},
+}
 
 
-def reference(x: np.ndarray, bins: int = 10) -> dict[str, Any]:
+def reference(x: np.ndarray, names: list[str], bins: int = 10) -> dict[str, Any]:
     """Per-feature training histograms: the baseline for drift."""
     features = []
-    for i, name in enumerate(FEATURES):
+    for i, name in enumerate(names):
         edges = np.unique(np.quantile(x[:, i], np.linspace(0, 1, bins + 1)))
         counts, _ = np.histogram(x[:, i], bins=edges)
         fractions = counts / counts.sum()
@@ -53,7 +63,7 @@ def reference(x: np.ndarray, bins: int = 10) -> dict[str, Any]:
     return {"features": features}
 
 
-def models() -> dict[str, tuple[Any, str]]:
+def models() -> dict[str, tuple[Any, str, float | None, np.ndarray]]:
     x, y = load_iris(return_X_y=True)
     xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
     shuffled = np.array([2, 0, 1])[ytr]  # every class renamed: confidently wrong
@@ -80,10 +90,17 @@ def models() -> dict[str, tuple[Any, str]]:
             "slow",
         ),
     }
-    return {
+    trained: dict[str, tuple[Any, str, float | None, np.ndarray]] = {
         name: (model, note, float((model.predict(xte) == yte).mean()), xtr)
         for name, (model, note) in built.items()
-    }  # type: ignore[misc]
+    }
+    xd, yd = load_diabetes(return_X_y=True)
+    regression = LinearRegression().fit(xd, yd)
+    offset = LinearRegression().fit(xd, yd)
+    offset.intercept_ = offset.intercept_ + OFFSET
+    trained["diabetes-v1"] = (regression, "linear regression", None, xd)
+    trained["diabetes-offset"] = (offset, f"answers {OFFSET:g} more for every row", None, xd)
+    return trained
 
 
 def main() -> None:
@@ -125,21 +142,23 @@ def modelversion(
     namespace: str | None,
 ) -> dict[str, Any]:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    family = name.split("-", 1)[0]
+    features = DIABETES_FEATURES if family == "diabetes" else FEATURES
     spec: dict[str, Any] = {
-        "model": "iris",
-        "version": name.removeprefix("iris-"),
+        "model": family,
+        "version": name.removeprefix(f"{family}-"),
         "uri": prefix + path.name,
         "sha256": digest,
         "format": "skops",
         "signature": {
-            "inputs": [{"name": f, "datatype": "FP64"} for f in FEATURES],
-            "output": {"kind": "classification", "classLabels": ["0", "1", "2"]},
+            "inputs": [{"name": f, "datatype": "FP64"} for f in features],
+            "output": OUTPUTS[family],
         },
     }
     if accuracy is not None:
         spec["metrics"] = {"accuracy": round(accuracy, 4)}
     if xtr is not None:
-        spec["reference"] = reference(xtr)
+        spec["reference"] = reference(xtr, features)
     meta: dict[str, Any] = {"name": name, "annotations": {"coalmine.dev/description": note}}
     if namespace:
         meta["namespace"] = namespace

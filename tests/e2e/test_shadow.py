@@ -8,17 +8,22 @@ which the distribution of predictions cannot tell a label-permuting model from a
 - iris-errors, answering 500 to every copied batch with an unseen row, is rolled back on
   `errorRate`, with zero failed client requests;
 - iris-v2 (a better forest, agreeing with v1 on this traffic) is promoted.
+A regressor answering a small constant more than stable is rolled back on `predictionDelta`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from sklearn.datasets import load_diabetes
 
 from tests.support.rollout import (
     BAD_ROW,
     INTERVAL,
     ROWS,
     Rollout,
+    coalmine,
     metric,
     promoted_to,
     report,
@@ -60,7 +65,9 @@ def figures(md: dict[str, Any]) -> dict[str, float]:
     return {m["name"]: m["value"] for m in analysis["metrics"] if m.get("value") is not None}
 
 
-def test_shadow_rollouts_decide_on_answers_and_never_answer_a_client(rollout: Rollout) -> None:
+def test_shadow_rollouts_decide_on_answers_and_never_answer_a_client(
+    rollout: Rollout, tmp_path: Path
+) -> None:
     rollout.register("iris-v1", "iris-v3", "iris-errors", "iris-v2")
 
     rollout.serve("iris-v1", SHADOW, ROWS)
@@ -73,6 +80,13 @@ def test_shadow_rollouts_decide_on_answers_and_never_answer_a_client(rollout: Ro
     assert seen["prediction-shift"] < SHIFT_BAR, seen
     assert out.load["failed"] == 0, out.load["errors"]
     assert set(out.load["versions"]) == {"v1"}, out.load["versions"]
+    # The report reads the comparison from the stable pods: v3 renames every class.
+    coalmine("report", "iris", "-n", rollout.namespace, "--out", str(tmp_path), "--no-png",
+             cluster=rollout.cluster)  # fmt: skip
+    page = (tmp_path / "iris-rev2.html").read_text()
+    assert "Shadow comparison with stable" in page
+    assert "the canary agreed on 0 (0.0%)" in page
+    assert "inputs (disagreeing rows, newest first)" in page
 
     rollout.serve("iris-v1", SHADOW, [*ROWS, BAD_ROW])
     out = rollout.change("iris-errors", SHADOW, rolled_back)
@@ -88,3 +102,32 @@ def test_shadow_rollouts_decide_on_answers_and_never_answer_a_client(rollout: Ro
     promoted = out.md["status"]["history"][-1]
     assert (promoted["outcome"], promoted["modelVersion"]) == ("Promoted", "iris-v2")
     assert figures(out.md)["agreement"] >= 0.95
+
+
+def test_a_regressor_off_by_a_small_constant_is_rolled_back_on_prediction_delta(
+    rollout: Rollout,
+) -> None:
+    rollout.name = "diabetes"
+    rollout.register("diabetes-v1", "diabetes-offset")
+    rows = [[round(v, 5) for v in row] for row in load_diabetes().data[:16].tolist()]
+    delta = {
+        "name": "prediction-delta",
+        "provider": "builtin",
+        "builtin": {"metric": "predictionDelta"},
+        "threshold": {"max": 1.0},
+        "minSampleCount": 50,
+    }
+    shift = metric("prediction-shift", "predictionShift", SHIFT_BAR)
+    analysis = {"interval": INTERVAL, "count": 2, "metrics": [delta, shift]}
+    shadow = strategy([{"mirror": 100}, {"analysis": analysis}])
+    shadow["progressDeadlineSeconds"] = 240
+    rollout.serve("diabetes-v1", shadow, rows)
+    out = rollout.change("diabetes-offset", shadow, rolled_back)
+    report("shadow: regressor off by 5", out)
+    assert "prediction-delta" in out.md["status"]["message"], out.md["status"]["message"]
+    seen = figures(out.md)
+    # Every |delta| is 5: the p95 read from the histogram's 1-2-5 buckets is near it.
+    assert 2 < seen["prediction-delta"] <= 10, seen
+    assert seen["prediction-shift"] < SHIFT_BAR, seen
+    assert out.load["failed"] == 0, out.load["errors"]
+    assert set(out.load["versions"]) == {"v1"}, out.load["versions"]

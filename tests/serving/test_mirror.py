@@ -263,9 +263,9 @@ def test_a_regressor_off_by_a_constant_shows_that_constant_as_its_delta(
         )
         series = parse(stable.get("/metrics").text)
         assert total(series, "coalmine_mirror_agreeing_rows_total") == 0
-        # Every |delta| is 0.25: none at or below 0.1, all at or below 0.3.
-        assert total(series, "coalmine_mirror_delta_bucket", le="0.1") == 0
-        assert total(series, "coalmine_mirror_delta_bucket", le="0.3") == rows
+        # Every |delta| is 0.25: none at or below 0.2, all at or below 0.5.
+        assert total(series, "coalmine_mirror_delta_bucket", le="0.2") == 0
+        assert total(series, "coalmine_mirror_delta_bucket", le="0.5") == rows
         assert total(series, "coalmine_mirror_delta_sum") == pytest.approx(0.25 * rows)
     finally:
         stable.stop()

@@ -66,7 +66,9 @@ def strategy(steps: list[dict[str, Any]] | None = None) -> dict[str, Any]:
 
 
 def body(row: list[float]) -> dict[str, Any]:
-    return {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": row}]}
+    return {
+        "inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]
+    }
 
 
 @dataclass
