@@ -145,18 +145,18 @@ class App:
                 body = protocol_v1.encode(future.result(), wanted, self.model.classes)
             respond(status, body, content_type, json_length, retry)
             self._count(request, protocol, status, started)
-            tee = self.tee
-            if (
-                status == 200
-                and tee is not None
-                and tee.target is not None
-                and not request.mirrored
-            ):
-                tee.offer(x, outputs.labels(future.result()))
+            if status == 200 and not request.mirrored:
+                self.shadow(x, future.result())
 
         future = self.batcher_for(wanted).submit(x)
         future.add_done_callback(done)
         request.on_lost = future.cancel
+
+    def shadow(self, rows: Rows, out: Any) -> None:
+        """Offer a client's answered request to the tee of shadow steps (mirror.py)."""
+        tee = self.tee
+        if tee is not None and tee.target is not None:
+            tee.offer(rows, outputs.labels(out))
 
     def _count(self, request: Request, protocol: str, status: int, started: float) -> None:
         if request.mirrored:

@@ -18,6 +18,7 @@ import skops.io
 
 from tests.serving import server as srv
 from tests.serving.conftest import Artifacts
+from tests.serving.grpc_v2 import infer, to_proto
 from tests.serving.models import SwappedLabels
 from tests.support.metrics import parse, total
 
@@ -267,6 +268,29 @@ def test_a_regressor_off_by_a_constant_shows_that_constant_as_its_delta(
         assert total(series, "coalmine_mirror_delta_bucket", le="0.2") == 0
         assert total(series, "coalmine_mirror_delta_bucket", le="0.5") == rows
         assert total(series, "coalmine_mirror_delta_sum") == pytest.approx(0.25 * rows)
+    finally:
+        stable.stop()
+        canary.stop()
+
+
+def test_grpc_requests_are_copied_too(artifacts: Artifacts, config: Path) -> None:
+    canary = canary_server(artifacts.lr_skops.as_uri())
+    mirror_file(config, canary.port, 100)
+    stable = srv.start(
+        ["--name", "lr", "--uri", artifacts.lr_skops.as_uri(), "--mirror-config", str(config)],
+        {"COALMINE_MODEL_VERSION": "v1", "COALMINE_VARIANT": "stable"},
+    )
+    try:
+        eventually(lambda: stable.get("/v2/models/lr/mirror").json()["target"] is not None, "read")
+        rows = artifacts.x[:5]
+        tensor = {"name": "x", "shape": [5, 20], "datatype": "FP64", "data": rows.ravel().tolist()}
+        for _ in range(10):
+            infer(stable, to_proto({"inputs": [tensor]}, "lr"))
+        eventually(
+            lambda: metric(stable, "coalmine_mirror_compared_rows_total") == 50, "50 rows compared"
+        )
+        assert metric(stable, "coalmine_mirror_agreeing_rows_total") == 50
+        assert metric(stable, "coalmine_requests_total", protocol="grpc") == 10
     finally:
         stable.stop()
         canary.stop()

@@ -90,6 +90,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         else:
             response = codec.encode(app.name, app.version, request.id, wanted, out, self._classes)
             app.metrics.request(PROTOCOL, 200, time.perf_counter() - started)
+            app.shadow(x, out)
             return response
         app.metrics.request(PROTOCOL, status, time.perf_counter() - started)
         await context.abort(code(status), message)
