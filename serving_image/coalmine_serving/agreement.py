@@ -52,9 +52,11 @@ def compare(
     if theirs.shape != ours.shape or ours.ndim != 1:
         return Comparison(0, 0, mismatched=True)
     if classifier:
-        mine, other = ours.astype(str), theirs.astype(str)
-        same = mine == other
-        pairs = _pairs(mine, other)
+        if ours.dtype.kind in "biu" and theirs.dtype.kind in "biu":
+            same = ours == theirs  # integer classes, as most are: no text needed
+        else:
+            same = ours.astype(str) == theirs.astype(str)
+        pairs = _agreeing(ours) if same.all() else _pairs(ours.astype(str), theirs.astype(str))
         deltas = np.zeros(0)
     else:
         if theirs.dtype.kind not in "biuf":
@@ -71,6 +73,12 @@ def compare(
         deltas=deltas,
         disagreeing=tuple(int(i) for i in differing),
     )
+
+
+def _agreeing(ours: npt.NDArray[Any]) -> dict[tuple[str, str], int]:
+    """The confusion of a batch where every row agreed: the diagonal, counted per class."""
+    values, counts = np.unique(ours, return_counts=True)
+    return {(str(v), str(v)): int(n) for v, n in zip(values.tolist(), counts.tolist(), strict=True)}
 
 
 def _pairs(mine: npt.NDArray[np.str_], other: npt.NDArray[np.str_]) -> dict[tuple[str, str], int]:

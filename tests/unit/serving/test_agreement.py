@@ -109,3 +109,12 @@ def test_a_batch_of_matrices_and_records_encodes_every_row() -> None:
     assert header == 0
     assert b'"data":["a","bee"]' in body
     assert b'"data":[1.0,2.0]' in body
+
+
+def test_a_batch_that_agrees_counts_the_diagonal_with_the_same_keys_as_one_that_does_not() -> None:
+    agreeing = agreement.compare(np.array([0, 1, 1]), [0, 1, 1], classifier=True)
+    assert agreeing.pairs == {("0", "0"): 1, ("1", "1"): 2}
+    mixed = agreement.compare(np.array([0, 1, 1]), [0, 1, 0], classifier=True)
+    assert mixed.pairs == {("0", "0"): 1, ("1", "1"): 1, ("1", "0"): 1}
+    text = agreement.compare(np.array(["a", "b"]), ["a", "b"], classifier=True)
+    assert text.pairs == {("a", "a"): 1, ("b", "b"): 1}
