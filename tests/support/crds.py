@@ -28,7 +28,16 @@ def apply_established(cluster: Cluster, path: Path) -> None:
     Established: objects of a kind applied before that are refused ("no matches for kind"),
     as Argo CD's AppProject once was in CI."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(path))
+
+    def established() -> bool:
+        # Asked again: a CRD read before the API server wrote its first condition makes
+        # `kubectl wait -f` fail at once (".status.conditions accessor error"), as in CI.
+        proc = cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=10s", "-f", str(path), check=False
+        )
+        return proc.returncode == 0
+
+    wait_for(f"the CRDs of {path.name} to be Established", established, timeout=60, interval=2)
 
 
 def apply_once_mapped(cluster: Cluster, path: Path, timeout: float = 60) -> None:

@@ -9,6 +9,11 @@ which the distribution of predictions cannot tell a label-permuting model from a
   `errorRate`, with zero failed client requests;
 - iris-v2 (a better forest, agreeing with v1 on this traffic) is promoted.
 A regressor answering a small constant more than stable is rolled back on `predictionDelta`.
+
+The file is named to run before test_operator_failover.py: in one full run, after that
+test's API-server outage, no stable pod saw a new mirror ConfigMap within 240 s (0 rows
+compared), where it takes 20-40 s otherwise. The suspicion is the kubelet's watch of the
+ConfigMap after the outage; issue 13's note says what is known.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ SHADOW = strategy(
 )
 # The timed window before a shadow step's copies arrive (the kubelet brings the new
 # ConfigMap within its sync period) is Inconclusive, not failed: the deadline covers it.
-SHADOW["progressDeadlineSeconds"] = 240
+SHADOW["progressDeadlineSeconds"] = 360
 
 
 def figures(md: dict[str, Any]) -> dict[str, float]:
@@ -120,7 +125,7 @@ def test_a_regressor_off_by_a_small_constant_is_rolled_back_on_prediction_delta(
     shift = metric("prediction-shift", "predictionShift", SHIFT_BAR)
     analysis = {"interval": INTERVAL, "count": 2, "metrics": [delta, shift]}
     shadow = strategy([{"mirror": 100}, {"analysis": analysis}])
-    shadow["progressDeadlineSeconds"] = 240
+    shadow["progressDeadlineSeconds"] = 360
     rollout.serve("diabetes-v1", shadow, rows)
     out = rollout.change("diabetes-offset", shadow, rolled_back)
     report("shadow: regressor off by 5", out)
