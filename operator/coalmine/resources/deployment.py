@@ -8,12 +8,12 @@ from typing import Any
 
 from coalmine.api.deployment import ModelDeployment, Pin
 from coalmine.api.modelversion import ModelVersion
-from coalmine.resources.mirror import MIRROR_PATH, mirror_volume
 from coalmine.resources.naming import (
     Manifest,
     Variant,
     common_labels,
     deployment_name,
+    mirror_config_name,
     object_meta,
     selector_labels,
 )
@@ -28,6 +28,10 @@ RUN_AS = 65532  # the "nonroot" user of distroless-style images
 MODEL_VERSION_ANNOTATION = "coalmine.dev/model-version"
 TEMPLATE_HASH_ANNOTATION = "coalmine.dev/template-hash"
 MOUNT_ROOT = "/mnt/models"  # where the server resolves pvc://CLAIM/PATH
+MIRROR_DIR = "/etc/coalmine/mirror"
+MIRROR_FILE = "mirror.json"
+MIRROR_PATH = f"{MIRROR_DIR}/{MIRROR_FILE}"
+"""Where serving pods read the mirror file of shadow steps (`--mirror-config`)."""
 TERMINATION_GRACE_SECONDS = 30
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "256Mi"}
 
@@ -148,6 +152,18 @@ def _pod_spec(md: ModelDeployment, mv: ModelVersion, variant: Variant, pin: Pin)
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
     }
+
+
+def mirror_volume(md: ModelDeployment) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod volume and container mount of the mirror file of shadow steps
+    (resources/mirror.py). Optional: a pod starts before the ConfigMap exists, and then
+    mirrors nothing."""
+    volume = {
+        "name": "mirror",
+        "configMap": {"name": mirror_config_name(md), "optional": True},
+    }
+    mount = {"name": "mirror", "mountPath": MIRROR_DIR, "readOnly": True}
+    return volume, mount
 
 
 def model_volumes(uri: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

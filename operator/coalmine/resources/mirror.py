@@ -1,9 +1,10 @@
 """The mirror file of shadow steps: which canary the stable pods copy requests to, and how many.
 
-The serving pods mount it from a ConfigMap (`mirror_volume`) and read it every second, so
-a mirror step changes no pod template: no pod restarts, and the kubelet brings the new
-content within its sync period (about a minute at most by default). The stable pods
-copy, not a proxy or a Gateway, because only they hold both answers to compare.
+The serving pods mount it from a ConfigMap (deployment.py's `mirror_volume`) and read
+it every second, so a mirror step changes no pod template: no pod restarts, and the
+kubelet brings the new content within its sync period (about a minute at most by
+default). The stable pods copy, not a proxy or a Gateway, because only they hold both
+answers to compare.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from typing import Any
 
 from coalmine.api.deployment import ModelDeployment
+from coalmine.resources.deployment import MIRROR_FILE
 from coalmine.resources.naming import (
     Manifest,
     common_labels,
@@ -19,11 +21,7 @@ from coalmine.resources.naming import (
     object_meta,
     service_name,
 )
-
-MIRROR_DIR = "/etc/coalmine/mirror"
-MIRROR_FILE = "mirror.json"
-MIRROR_PATH = f"{MIRROR_DIR}/{MIRROR_FILE}"
-SERVICE_PORT = 80
+from coalmine.resources.service import SERVICE_PORT
 
 
 def build_mirror_config(md: ModelDeployment, percent: int, canary: str | None) -> Manifest:
@@ -41,14 +39,3 @@ def build_mirror_config(md: ModelDeployment, percent: int, canary: str | None) -
         "metadata": object_meta(mirror_config_name(md), md, common_labels(md)),
         "data": {MIRROR_FILE: json.dumps(doc, sort_keys=True, separators=(",", ":"))},
     }
-
-
-def mirror_volume(md: ModelDeployment) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pod volume and container mount of the mirror file. Optional: a pod starts before
-    the ConfigMap exists, and then mirrors nothing."""
-    volume = {
-        "name": "mirror",
-        "configMap": {"name": mirror_config_name(md), "optional": True},
-    }
-    mount = {"name": "mirror", "mountPath": MIRROR_DIR, "readOnly": True}
-    return volume, mount

@@ -31,10 +31,11 @@ def canary_replicas_for(stable: int, weight: int) -> int:
     return min(candidates, key=lambda c: (abs(c / (stable + c) - weight / 100), c))
 
 
-def canary_size(md: ModelDeployment, weight: int, stable_pods: int | None) -> int:
-    """Canary pods for `weight` percent beside `stable_pods`; one while warming at 0."""
+def canary_size(md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0) -> int:
+    """Canary pods for `weight` percent beside `stable_pods`, and for the copies of `mirror`
+    percent of requests; one while warming at 0."""
     base = base_replicas(md, stable_pods)
-    return max(canary_replicas_for(base, weight), 1 if base > 0 else 0)
+    return max(canary_replicas_for(base, weight), 1 if base > 0 else 0, mirror_size(base, mirror))
 
 
 def mirror_size(stable: int, mirror: int) -> int:
@@ -62,8 +63,7 @@ def route(
     still starting the pods it needs for it.
     """
     base = base_replicas(md, stable_pods)
-    canary = max(canary_size(md, weight, stable_pods), mirror_size(base, mirror))
-    canary = canary if canary_running else 0
+    canary = canary_size(md, weight, stable_pods, mirror) if canary_running else 0
     if not canary_running or weight <= 0:
         objects, share = services(md, "stable"), 0
     elif weight >= 100 and canary_ready >= canary:
@@ -96,10 +96,7 @@ class KubernetesRouter:
     def canary_size(
         self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0
     ) -> int:
-        return max(
-            canary_size(md, weight, stable_pods),
-            mirror_size(base_replicas(md, stable_pods), mirror),
-        )
+        return canary_size(md, weight, stable_pods, mirror)
 
     def owned(self, md: ModelDeployment) -> tuple[ObjectRef, ...]:
         return ()
