@@ -19,7 +19,8 @@ import yaml
 from kubernetes import config
 
 from coalmine.api import ModelDeployment, ModelVersion
-from coalmine.api.deployment import AnalysisRun, ModelDeploymentStatus, VariantCounters
+from coalmine.api.counters import VariantCounters
+from coalmine.api.deployment import AnalysisRun, ModelDeploymentStatus
 from coalmine.kube.client import Kube
 from coalmine.resources import build_deployment, build_hpa, build_service
 from tests.support.cluster import Cluster, ensure_namespace
@@ -213,8 +214,8 @@ INVALID: list[tuple[str, Doc, str]] = [
     ("rs-empty-threshold", edit(RS, metric(threshold={})), "threshold needs min, max or both"),
     (
         "rs-unknown-builtin",
-        edit(RS, metric(builtin={"metric": "accuracy"})),
-        'Unsupported value: "accuracy"',
+        edit(RS, metric(builtin={"metric": "f1Score"})),
+        'Unsupported value: "f1Score"',
     ),
     ("rs-mirror-200", edit(RS, step(5, {"mirror": 200})), "less than or equal to 100"),
     (

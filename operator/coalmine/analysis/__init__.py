@@ -4,7 +4,8 @@ from coalmine.analysis.counters import VariantWindow, aggregate, window
 from coalmine.analysis.exposition import Sample, parse_metrics
 from coalmine.analysis.queries import render_query
 from coalmine.analysis.verdict import Measurement, measure
-from coalmine.api.deployment import ModelDeployment, VariantCounters
+from coalmine.api.counters import VariantCounters
+from coalmine.api.deployment import ModelDeployment
 
 
 def previous_snapshots(

@@ -44,6 +44,8 @@ def compute(
         )
     if name == "predictionDelta":
         return _prediction_delta(stable)
+    if name in _FEEDBACK:
+        return _from_feedback(name, canary, stable)
     per_variant = _PER_VARIANT[name]
     count = canary.input_rows if name == "outOfDistribution" else canary.requests
     return Figure(per_variant(canary), per_variant(stable), int(count))
@@ -67,6 +69,22 @@ _PER_VARIANT: dict[str, Callable[[VariantWindow], float | None]] = {
     "latencyP99": _latency_ms(0.99),
     "outOfDistribution": lambda w: _ratio(w.out_of_range_rows, w.input_rows),
 }
+_FEEDBACK: dict[str, Callable[[VariantWindow], float | None]] = {
+    "accuracy": lambda w: _ratio(w.correct_rows, w.labelled_rows),
+    "meanAbsoluteError": lambda w: _ratio(w.absolute_error, w.labelled_rows),
+}
+
+
+def _from_feedback(name: str, canary: VariantWindow, stable: VariantWindow) -> Figure:
+    """accuracy or meanAbsoluteError over the rows whose truth was posted as feedback; an
+    Error on the wrong kind of model (a regressor's rows are never "correct")."""
+    count = int(canary.labelled_rows)
+    regressor = bool(canary.snapshot.prediction_buckets)
+    if count and regressor == (name == "accuracy"):
+        kind = "classifiers" if name == "accuracy" else "regressors"
+        return Figure(None, None, count, f"{name} is for {kind}")
+    per_variant = _FEEDBACK[name]
+    return Figure(per_variant(canary), per_variant(stable), count)
 
 
 def _error_rate(canary: VariantWindow, stable: VariantWindow) -> Figure:

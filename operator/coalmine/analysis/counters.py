@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from coalmine.analysis.exposition import Sample
-from coalmine.api.deployment import VariantCounters
+from coalmine.api.counters import VariantCounters
 
 REQUESTS = "coalmine_requests_total"
 LATENCY_BUCKET = "coalmine_request_duration_seconds_bucket"
@@ -28,6 +28,9 @@ MIRROR_REQUESTS = "coalmine_mirror_requests_total"
 MIRROR_COMPARED = "coalmine_mirror_compared_rows_total"
 MIRROR_AGREEING = "coalmine_mirror_agreeing_rows_total"
 MIRROR_DELTA_BUCKET = "coalmine_mirror_delta_bucket"
+FEEDBACK_ROWS = "coalmine_feedback_rows_total"
+FEEDBACK_CORRECT = "coalmine_feedback_correct_rows_total"
+FEEDBACK_ABS_ERROR_SUM = "coalmine_feedback_abs_error_sum"
 UNANSWERED = ("timeout", "unreachable")
 """Mirror outcomes that are the canary's failures although it counted no error itself."""
 
@@ -56,6 +59,9 @@ class VariantWindow:
     agreeing_rows: float = 0.0
     delta_buckets: Tally = field(default_factory=dict)
     unanswered_mirrors: float = 0.0
+    labelled_rows: float = 0.0
+    correct_rows: float = 0.0
+    absolute_error: float = 0.0
 
 
 def le_key(text: str) -> str:
@@ -74,6 +80,9 @@ def aggregate(samples_per_pod: Iterable[list[Sample]]) -> VariantCounters:
         "compared": 0.0,
         "agreeing": 0.0,
         "unanswered": 0.0,
+        "labelled": 0.0,
+        "correct": 0.0,
+        "abs_error": 0.0,
     }
     latency: Tally = {}
     predictions: Tally = {}
@@ -108,6 +117,8 @@ def aggregate(samples_per_pod: Iterable[list[Sample]]) -> VariantCounters:
                 _add(deltas, le_key(s.label("le") or "+Inf"), s.value)
             elif s.name == MIRROR_REQUESTS and s.label("outcome") in UNANSWERED:
                 totals["unanswered"] += s.value
+            elif s.name in _SCALARS:
+                totals[_SCALARS[s.name]] += s.value
     return VariantCounters(
         pods=pods,
         requests=totals["requests"],
@@ -122,7 +133,18 @@ def aggregate(samples_per_pod: Iterable[list[Sample]]) -> VariantCounters:
         agreeing_rows=totals["agreeing"],
         delta_buckets=deltas,
         unanswered_mirrors=totals["unanswered"],
+        labelled_rows=totals["labelled"],
+        correct_rows=totals["correct"],
+        absolute_error=totals["abs_error"],
     )
+
+
+_SCALARS = {
+    FEEDBACK_ROWS: "labelled",
+    FEEDBACK_CORRECT: "correct",
+    FEEDBACK_ABS_ERROR_SUM: "abs_error",
+}
+"""Series summed as they come, by the total they add to."""
 
 
 def _add(tally: Tally, key: str, value: float) -> None:
@@ -152,6 +174,9 @@ def window(previous: VariantCounters | None, current: VariantCounters) -> Varian
         current.compared_rows - previous.compared_rows,
         current.agreeing_rows - previous.agreeing_rows,
         current.unanswered_mirrors - previous.unanswered_mirrors,
+        current.labelled_rows - previous.labelled_rows,
+        current.correct_rows - previous.correct_rows,
+        current.absolute_error - previous.absolute_error,
     ]
     if any(d is None for d in deltas) or any(s < 0 for s in scalars):
         return VariantWindow(snapshot=current, baseline=True)
@@ -170,6 +195,9 @@ def window(previous: VariantCounters | None, current: VariantCounters) -> Varian
         agreeing_rows=scalars[5],
         delta_buckets=mirror_deltas,
         unanswered_mirrors=scalars[6],
+        labelled_rows=scalars[7],
+        correct_rows=scalars[8],
+        absolute_error=scalars[9],
     )
 
 

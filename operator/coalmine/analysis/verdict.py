@@ -13,7 +13,8 @@ from datetime import datetime
 
 from coalmine.analysis.builtin import Figure, compute
 from coalmine.analysis.counters import VariantWindow
-from coalmine.api.deployment import MetricResult, Outcome, VariantCounters
+from coalmine.api.counters import VariantCounters
+from coalmine.api.deployment import MetricResult, Outcome
 from coalmine.api.modelversion import Reference
 from coalmine.api.strategy import Analysis, AnalysisMetric, Threshold
 

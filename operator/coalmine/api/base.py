@@ -122,6 +122,8 @@ sign. A YAML number with a fraction (`cpu: 0.5`) cannot pass a CRD's structural 
 Image = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
 """A container image reference; the Pod API refuses surrounding whitespace."""
 
+Message = Annotated[str, StringConstraints(max_length=4096)]
+Counter = Annotated[int, Field(ge=0)]
 KubeName = Annotated[
     str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)
 ]

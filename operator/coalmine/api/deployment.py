@@ -11,8 +11,10 @@ from coalmine.api.base import (
     DNS_SUBDOMAIN_PATTERN,
     ApiModel,
     Conditions,
+    Counter,
     Image,
     KubeName,
+    Message,
     ModelVersionName,
     ObjectMeta,
     Quantity,
@@ -20,7 +22,9 @@ from coalmine.api.base import (
     quantity_value,
     validations,
 )
+from coalmine.api.counters import VariantCounters
 from coalmine.api.governance import MAX_COMMAND_RECORDS, Approval, CommandRecord
+from coalmine.api.monitoring import Monitoring, MonitoringStatus
 from coalmine.api.strategy import Percent, RolloutStrategySpec
 
 # Condition types (kstatus: Ready, Reconciling, Stalled; plus rollout-specific ones).
@@ -69,7 +73,6 @@ _RESOURCE_LIST_RULES = validations(
         "an extended resource (domain/name) must be a whole number",
     ),
 )
-Message = Annotated[str, StringConstraints(max_length=4096)]
 
 
 class StrategyRef(ApiModel):
@@ -305,6 +308,9 @@ class ModelDeploymentSpec(ApiModel):
     shadow: Shadow = Field(default_factory=Shadow, json_schema_extra={"default": _DEFAULT_SHADOW})
     revision_history_limit: int = Field(default=10, ge=0, le=100)
     """Entries kept in status.history."""
+    monitoring: Monitoring | None = None
+    """Checks that keep watching every serving variant after it ships (docs/monitoring.md);
+    changing them never starts a rollout."""
 
     @model_validator(mode="after")
     def _exclusive_choices(self) -> ModelDeploymentSpec:
@@ -325,7 +331,6 @@ class ModelDeploymentSpec(ApiModel):
 Phase = Literal["Pending", "Progressing", "Paused", "Healthy", "Degraded", "RolledBack"]
 Outcome = Literal["Successful", "Failed", "Inconclusive", "Error"]
 Revision = Annotated[int, Field(ge=1)]
-Counter = Annotated[int, Field(ge=0)]
 
 
 Change = Literal["modelVersion", "artifact", "resources", "serving", "image", "template"]
@@ -403,43 +408,6 @@ class AnalysisResult(ApiModel):
     time: AwareDatetime
     metrics: list[MetricResult] = Field(default_factory=list, max_length=16)
     message: Message | None = None
-
-
-Tally = dict[Annotated[str, StringConstraints(max_length=253)], Annotated[float, Field(ge=0)]]
-
-
-class VariantCounters(ApiModel):
-    """Counters of one variant's serving pods summed at one scrape: the start of the next
-    analysis window, kept in status so windows survive an operator restart."""
-
-    pods: Counter = 0
-    """Pods scraped; fewer than last time means counters were lost, so the window restarts."""
-    requests: Annotated[float, Field(ge=0)] = 0
-    """Inference requests answered."""
-    server_errors: Annotated[float, Field(ge=0)] = 0
-    """Requests answered with a 5xx status."""
-    latency_buckets: Tally = Field(default_factory=dict, max_length=64)
-    """Cumulative request-duration histogram: upper bound in seconds (`le`) -> count."""
-    predictions: Tally = Field(default_factory=dict, max_length=1000)
-    """Predicted rows per class (classifiers)."""
-    prediction_buckets: Tally = Field(default_factory=dict, max_length=64)
-    """Cumulative histogram of predicted values (regressors): `le` -> count."""
-    input_rows: Annotated[float, Field(ge=0)] = 0
-    """Rows observed for drift."""
-    out_of_range_rows: Annotated[float, Field(ge=0)] = 0
-    """Rows with a feature outside the reference range."""
-    feature_bins: dict[Annotated[str, StringConstraints(max_length=253)], Tally] = Field(
-        default_factory=dict, max_length=512
-    )
-    """Live values per reference bin: feature -> bin index -> count."""
-    compared_rows: Annotated[float, Field(ge=0)] = 0
-    """Stable pods: rows of requests copied to the canary whose answers were compared."""
-    agreeing_rows: Annotated[float, Field(ge=0)] = 0
-    """Stable pods: compared rows on which the canary agreed."""
-    delta_buckets: Tally = Field(default_factory=dict, max_length=64)
-    """Stable pods: cumulative histogram of |canary - stable| over compared regression rows."""
-    unanswered_mirrors: Annotated[float, Field(ge=0)] = 0
-    """Stable pods: copies the canary never answered (timed out or unreachable)."""
 
 
 class AnalysisRun(ApiModel):
@@ -591,6 +559,8 @@ class ModelDeploymentStatus(ApiModel):
     history: list[HistoryEntry] = Field(default_factory=list, max_length=100)
     rollout_record: RolloutRecord | None = None
     """Weights, verdicts and the end of the current or last rollout (`coalmine report`)."""
+    monitoring: MonitoringStatus | None = None
+    """Day-2 checks: their states and where the next window starts."""
     conditions: Conditions
 
 

@@ -39,13 +39,17 @@ BuiltinMetricName = Literal[
     "outOfDistribution",
     "agreement",
     "predictionDelta",
+    "accuracy",
+    "meanAbsoluteError",
 ]
 """Figures the operator computes itself from the serving pods' /metrics, per variant:
 error rate (share of 5xx), latency quantiles in milliseconds, prediction shift between
 canary and stable, input drift against the ModelVersion reference, and the share
 of inputs outside the reference range; in shadow (`mirror`) steps, the share of copied rows
 on which the canary's answer agreed with stable's (agreement) and, for regressors, the 95th
-percentile of |canary - stable| (predictionDelta)."""
+percentile of |canary - stable| (predictionDelta); from ground truth posted as feedback, the
+share of labelled rows predicted right (accuracy, classifiers) and the mean |prediction - truth|
+(meanAbsoluteError, regressors)."""
 
 
 class Pause(ApiModel):
@@ -60,7 +64,7 @@ class BuiltinMetric(ApiModel):
 
     metric: BuiltinMetricName
     """errorRate, latencyP50/P95/P99 (milliseconds), predictionShift, inputDrift,
-    outOfDistribution, agreement or predictionDelta."""
+    outOfDistribution, agreement, predictionDelta, accuracy or meanAbsoluteError."""
 
 
 class PrometheusMetric(ApiModel):

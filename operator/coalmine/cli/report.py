@@ -86,6 +86,8 @@ PANELS = (
         "",
         variants=("canary",),
     ),
+    Panel("Accuracy on labelled rows", ("accuracy",), ("accuracy",), "%", 100.0),
+    Panel("Mean absolute error on labelled rows", ("meanAbsoluteError",), ("mae",), ""),
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from coalmine.analysis import aggregate, parse_metrics, window
 from coalmine.analysis.counters import le_key
-from coalmine.api.deployment import VariantCounters
+from coalmine.api.counters import VariantCounters
 
 POD_A = """
 coalmine_requests_total{code="200",protocol="v2"} 90

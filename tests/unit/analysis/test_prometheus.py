@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from coalmine.analysis import previous_snapshots, prometheus_client, render_query
+from coalmine.api.counters import VariantCounters
 from coalmine.api.deployment import (
     AnalysisRun,
     ModelDeployment,
     ModelDeploymentStatus,
-    VariantCounters,
     VariantStatus,
 )
 from tests.unit.rollout.sim import T0, deployment

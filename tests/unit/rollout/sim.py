@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from coalmine.analysis.verdict import Measurement
+from coalmine.api.counters import VariantCounters
 from coalmine.api.deployment import (
     MetricResult,
     ModelDeployment,
     ModelDeploymentStatus,
     Outcome,
     Pin,
-    VariantCounters,
 )
 from coalmine.api.governance import APPROVED_BY_ANNOTATION, APPROVED_GROUPS_ANNOTATION
 from coalmine.api.modelversion import ModelVersion
