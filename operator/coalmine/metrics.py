@@ -7,6 +7,8 @@ first reconcile of each ModelDeployment.
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from coalmine.api.deployment import ModelDeploymentStatus
@@ -40,6 +42,21 @@ ROLLOUTS = Counter(
     "Rollouts by what happened: started, promoted, rolled_back, aborted.",
     ["namespace", "deployment", "event"],
 )
+CHECK_VALUE = Gauge(
+    "coalmine_monitoring_check_value",
+    "Last figure of each monitoring check, per variant (NaN: none yet).",
+    ["namespace", "deployment", "variant", "check"],
+)
+CHECK_FIRING = Gauge(
+    "coalmine_monitoring_check_firing",
+    "1 while a monitoring check fires on a variant, else 0.",
+    ["namespace", "deployment", "variant", "version", "check"],
+)
+WEBHOOK = Counter(
+    "coalmine_monitoring_webhook_calls",
+    "Monitoring webhook calls by result: delivered or failed (after its retry).",
+    ["namespace", "deployment", "result"],
+)
 RECONCILE = Histogram(
     "coalmine_reconcile_duration_seconds",
     "Time of one reconcile, by kind and result.",
@@ -67,3 +84,14 @@ def record_decision(
         kind = ROLLOUT_EVENTS.get(event.reason)
         if kind is not None:
             ROLLOUTS.labels(namespace, name, kind).inc()
+    checks = status.monitoring.checks if status.monitoring is not None else []
+    for check in checks:
+        value = math.nan if check.value is None else check.value
+        CHECK_VALUE.labels(namespace, name, check.variant, check.name).set(value)
+        firing = 1 if check.state == "Firing" else 0
+        CHECK_FIRING.labels(namespace, name, check.variant, check.version, check.name).set(firing)
+
+
+def record_webhook(namespace: str, name: str, problem: str | None) -> None:
+    """Count one webhook call by its result."""
+    WEBHOOK.labels(namespace, name, "delivered" if problem is None else "failed").inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from coalmine.analysis.prometheus_client import query_prometheus
 from coalmine.analysis.queries import render_query
 from coalmine.api.base import Condition
 from coalmine.api.conditions import set_condition
+from coalmine.api.counters import VariantCounters
 from coalmine.api.deployment import (
     COMMAND_ANNOTATIONS,
     RECONCILING,
@@ -30,12 +31,15 @@ from coalmine.api.deployment import (
     Pin,
 )
 from coalmine.api.modelversion import ModelVersion
-from coalmine.api.strategy import Analysis, RolloutStrategy, RolloutStrategySpec
+from coalmine.api.strategy import Analysis, AnalysisMetric, RolloutStrategy, RolloutStrategySpec
 from coalmine.kube.client import Kube
 from coalmine.kube.events import post_event
 from coalmine.kube.observe import is_ready, observe_variant, variant_pods
 from coalmine.kube.scrape import scrape_pod
-from coalmine.metrics import record_decision
+from coalmine.kube.webhook import send
+from coalmine.metrics import record_decision, record_webhook
+from coalmine.monitoring.checks import checks_for, monitoring_due
+from coalmine.monitoring.decide import MonitoringScrape, VariantScrape
 from coalmine.resources import Variant, build_deployment, service_url
 from coalmine.resources.deployment import pin_for, renders
 from coalmine.resources.mirror import build_mirror_config
@@ -43,9 +47,9 @@ from coalmine.resources.naming import deployment_name, hpa_name
 from coalmine.resources.validation_job import build_validation_job, validation_job_name
 from coalmine.rollout.commands import new_commands
 from coalmine.rollout.draft import clip
-from coalmine.rollout.observation import Observation
-from coalmine.rollout.plan import Measurement, Plan, measurement_due, plan
-from coalmine.rollout.reasons import RECONCILE_ERROR
+from coalmine.rollout.observation import Observation, VariantObservation
+from coalmine.rollout.plan import Measurement, Plan, measurement_due, monitored_version, plan
+from coalmine.rollout.reasons import RECONCILE_ERROR, WEBHOOK_FAILED
 from coalmine.traffic import ROUTERS, Router, TrafficPlan, router_for
 from coalmine.traffic.router import ROUTED, Routed
 from coalmine.validation import plan_validation
@@ -75,6 +79,51 @@ def _strategy(kube: Kube, md: ModelDeployment) -> RolloutStrategySpec | None:
     return RolloutStrategy.model_validate(body).spec if body else None
 
 
+def _scrape(kube: Kube, md: ModelDeployment, variant: Variant) -> VariantCounters:
+    """Sum the /metrics of the variant's ready pods."""
+    texts = [scrape_pod(p) for p in variant_pods(kube, md, variant) if is_ready(p)]
+    return aggregate([parse_metrics(t) for t in texts if t is not None])
+
+
+def _prometheus_results(
+    md: ModelDeployment, metrics: list[AnalysisMetric], interval: str
+) -> dict[str, float | Exception]:
+    """Each prometheus metric's query result, or the exception it raised (an Error outcome,
+    never a crash)."""
+    results: dict[str, float | Exception] = {}
+    for metric in metrics:
+        if metric.prometheus is None:
+            continue
+        try:
+            query = render_query(metric.prometheus.query, md, interval=interval)
+            results[metric.name] = query_prometheus(metric.prometheus.address, query)
+        except Exception as exc:
+            results[metric.name] = exc
+    return results
+
+
+def _monitor_scrape(
+    kube: Kube,
+    md: ModelDeployment,
+    variants: dict[Variant, VariantObservation | None],
+    versions: dict[str, ModelVersion],
+) -> MonitoringScrape:
+    """Scrape every variant that has pods serving, and run the prometheus checks."""
+    seen = []
+    for variant, obs in variants.items():
+        mv = versions.get(obs.model_version) if obs is not None else None
+        if obs is None or mv is None or obs.ready_replicas == 0:
+            continue
+        counters = _scrape(kube, md, variant)
+        seen.append(VariantScrape(variant, mv.spec.version, obs.model_version, counters))
+    monitoring = md.spec.monitoring
+    if monitoring is None or not monitoring.checks:
+        return MonitoringScrape(tuple(seen))  # the default checks are all builtin
+    return MonitoringScrape(
+        tuple(seen), _prometheus_results(md, list(monitoring.checks), monitoring.interval)
+    )
+
+
 def _measure(
     kube: Kube,
     md: ModelDeployment,
@@ -83,21 +132,9 @@ def _measure(
     now: datetime,
 ) -> Measurement:
     """Scrape both variants' ready pods and query Prometheus, then judge (pure)."""
-    counters = []
-    variants: tuple[Variant, ...] = ("canary", "stable")
-    for variant in variants:
-        texts = [scrape_pod(p) for p in variant_pods(kube, md, variant) if is_ready(p)]
-        counters.append(aggregate([parse_metrics(t) for t in texts if t is not None]))
+    counters = [_scrape(kube, md, "canary"), _scrape(kube, md, "stable")]
     prev_canary, prev_stable = previous_snapshots(md)
-    results: dict[str, float | Exception] = {}
-    for metric in analysis.metrics:
-        if metric.prometheus is None:
-            continue
-        try:
-            query = render_query(metric.prometheus.query, md, interval=analysis.interval)
-            results[metric.name] = query_prometheus(metric.prometheus.address, query)
-        except Exception as exc:  # reported as an Error outcome, never a crash
-            results[metric.name] = exc
+    results = _prometheus_results(md, list(analysis.metrics), analysis.interval)
     return measure(
         analysis,
         window(prev_canary, counters[0]),
@@ -163,6 +200,7 @@ def observe(
     measurement = _measure(kube, md, due, target, now) if due is not None else None
     annotations = md.metadata.annotations
     commands = {k: annotations[a] for k, a in COMMAND_ANNOTATIONS.items() if a in annotations}
+    versions = _model_versions(kube, md, target, commands)
     obs = Observation(
         now=now,
         target=target,
@@ -172,9 +210,15 @@ def observe(
         canary=canary_obs,
         measurement=measurement,
         commands=commands,
-        model_versions=_model_versions(kube, md, target, commands),
+        model_versions=versions,
         watching_since=watching_since,
     )
+    if monitoring_due(md, checks_for(md, monitored_version(md, obs)), now):
+        variants: dict[Variant, VariantObservation | None] = {
+            "stable": stable_obs,
+            "canary": canary_obs,
+        }
+        obs = replace(obs, monitoring=_monitor_scrape(kube, md, variants, versions))
     return Seen(body, md, obs, {"stable": stable_dep, "canary": canary_dep})
 
 
@@ -239,13 +283,21 @@ def persist(kube: Kube, seen: Seen, decision: Plan, applied: Applied) -> None:
         }
     )
     new_status = status.to_json()
+    namespace, name = md.metadata.namespace or "default", md.metadata.name
     if new_status != (seen.body.get("status") or {}):
-        namespace, name = md.metadata.namespace or "default", md.metadata.name
         kube.apply_status("ModelDeployment", namespace, name, new_status)
     for event in decision.events:
         post_event(
             kube, seen.body, type_=event.type, reason=event.reason, message=event.message, now=now
         )
+    for notification in decision.notifications:
+        problem = send(notification)
+        record_webhook(namespace, name, problem)
+        if problem is not None:
+            text = f"webhook {notification.url} for {notification.body['check']}: {problem}"
+            post_event(
+                kube, seen.body, type_="Warning", reason=WEBHOOK_FAILED, message=text, now=now
+            )
 
 
 def _model_versions(

@@ -146,7 +146,15 @@ def test_names_columns_and_subresources() -> None:
             c["name"].upper() for c in version["additionalPrinterColumns"] if "priority" not in c
         ]
 
-    assert columns("ModelDeployment") == ["STABLE", "CANARY", "WEIGHT", "PODS", "PHASE", "AGE"]
+    assert columns("ModelDeployment") == [
+        "STABLE",
+        "CANARY",
+        "WEIGHT",
+        "PODS",
+        "PHASE",
+        "HEALTHY",
+        "AGE",
+    ]
     assert columns("ModelVersion") == ["MODEL", "VERSION", "FORMAT", "PHASE", "AGE"]
     assert columns("RolloutStrategy") == ["STEPS", "AGE"]
     for kind in CRDS:

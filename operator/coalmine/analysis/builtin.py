@@ -20,6 +20,8 @@ class Figure:
     sample_count: int
     missing: str | None = None
     """Why the value could not be computed although there was traffic (an Error)."""
+    detail: str | None = None
+    """Where the value comes from when it is the worst of several, e.g. `feature age`."""
 
 
 DELTA_QUANTILE = 0.95
@@ -124,26 +126,29 @@ def _input_drift(
     count = int(canary.input_rows)
     if not canary.feature_bins:
         return Figure(None, None, count, "the canary exposes no feature bins (no reference?)")
+    stable_value: float | None = None
     if reference is not None:
         expected = {f.name: list(f.fractions) for f in reference.features}
-        stable_value = _max_psi(stable.feature_bins, expected)
+        stable_value = _max_psi(stable.feature_bins, expected)[0]
     else:
         expected = {f: _ordered(bins) for f, bins in stable.feature_bins.items()}
-        stable_value = None
-    value = _max_psi(canary.feature_bins, expected)
+    value, feature = _max_psi(canary.feature_bins, expected)
     if value is None:
         return Figure(None, stable_value, count, "no feature shares bins with the baseline")
-    return Figure(value, stable_value, count)
+    return Figure(value, stable_value, count, detail=f"feature {feature}")
 
 
 def _ordered(bins: dict[str, float]) -> list[float]:
     return [bins[k] for k in sorted(bins, key=int)]
 
 
-def _max_psi(actual: dict[str, dict[str, float]], expected: dict[str, list[float]]) -> float | None:
+def _max_psi(
+    actual: dict[str, dict[str, float]], expected: dict[str, list[float]]
+) -> tuple[float | None, str | None]:
+    """The largest PSI of any feature, and that feature."""
     values = [
-        v
+        (v, feature)
         for feature, bins in actual.items()
         if feature in expected and (v := psi(_ordered(bins), expected[feature])) is not None
     ]
-    return max(values, default=None)
+    return max(values, default=(None, None))

@@ -70,7 +70,7 @@ def _judge(
     if metric.builtin is not None:
         figure = compute(metric.builtin.metric, canary, stable, reference)
     else:
-        figure = _prometheus_figure(prometheus.get(metric.name))
+        figure = prometheus_figure(prometheus.get(metric.name))
     if figure.missing is not None:
         return _result(metric, "Error", figure, figure.missing)
     if metric.builtin is not None and figure.sample_count < metric.min_sample_count:
@@ -78,15 +78,19 @@ def _judge(
         return _result(metric, "Inconclusive", figure, why)
     if figure.value is None or math.isnan(figure.value):
         return _result(metric, "Inconclusive", figure, "no data in the window")
-    broken = _broken_bound(figure.value, metric.threshold)
-    text = f"{metric.name} {_num(figure.value)}"
-    stable_text = "" if figure.stable_value is None else f", {_num(figure.stable_value)} stable"
+    broken = broken_bound(figure.value, metric.threshold)
+    text = f"{metric.name} {num(figure.value)}"
+    if figure.detail is not None:
+        text += f" ({figure.detail})"
+    stable_text = "" if figure.stable_value is None else f", {num(figure.stable_value)} stable"
     if broken is None:
-        return _result(metric, "Successful", figure, f"{text} within {_range(metric.threshold)}")
+        return _result(
+            metric, "Successful", figure, f"{text} within {range_text(metric.threshold)}"
+        )
     return _result(metric, "Failed", figure, f"{text} {broken} (canary){stable_text}")
 
 
-def _prometheus_figure(result: float | Exception | None) -> Figure:
+def prometheus_figure(result: float | Exception | None) -> Figure:
     if result is None:
         return Figure(None, None, 0, "no query result")
     if isinstance(result, Exception):
@@ -94,21 +98,21 @@ def _prometheus_figure(result: float | Exception | None) -> Figure:
     return Figure(result, None, 0)
 
 
-def _broken_bound(value: float, threshold: Threshold) -> str | None:
+def broken_bound(value: float, threshold: Threshold) -> str | None:
     if threshold.max is not None and value > threshold.max:
-        return f"> max {_num(threshold.max)}"
+        return f"> max {num(threshold.max)}"
     if threshold.min is not None and value < threshold.min:
-        return f"< min {_num(threshold.min)}"
+        return f"< min {num(threshold.min)}"
     return None
 
 
-def _range(threshold: Threshold) -> str:
-    low = "" if threshold.min is None else f"min {_num(threshold.min)}"
-    high = "" if threshold.max is None else f"max {_num(threshold.max)}"
+def range_text(threshold: Threshold) -> str:
+    low = "" if threshold.min is None else f"min {num(threshold.min)}"
+    high = "" if threshold.max is None else f"max {num(threshold.max)}"
     return " and ".join(p for p in (low, high) if p)
 
 
-def _num(value: float) -> str:
+def num(value: float) -> str:
     return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3g}"
 
 

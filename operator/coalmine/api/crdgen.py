@@ -117,6 +117,7 @@ RESOURCES = [
             Column("Weight", ".status.canary.weight", "integer"),
             Column("Pods", ".status.pods"),
             Column("Phase", ".status.phase"),
+            Column("Healthy", '.status.conditions[?(@.type=="ModelHealthy")].status'),
             AGE,
             Column("Ready", '.status.conditions[?(@.type=="Ready")].status', priority=1),
             Column("Model-Version", ".spec.modelVersion", priority=1),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from coalmine.api.deployment import ModelDeploymentStatus, Pin, VariantStatus
+from coalmine.monitoring.decide import Notification
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,5 @@ class Plan:
     events: tuple[Event, ...]
     requeue_after: float | None
     """Seconds until something is due (pause end, next measurement, deadline, scale-down)."""
+    notifications: tuple[Notification, ...] = ()
+    """Webhook calls of monitoring checks that started firing, sent after the status write."""

@@ -9,6 +9,7 @@ from datetime import datetime
 from coalmine.analysis.verdict import Measurement
 from coalmine.api.modelversion import ModelVersion
 from coalmine.api.strategy import RolloutStrategySpec
+from coalmine.monitoring.decide import MonitoringScrape
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,5 @@ class Observation:
     """Since when this operator can act: its lease taken, or its process started. Progress
     deadlines never count the time before, when no operator could (an API-server outage, a
     failover, an upgrade): the canary must not pay for the control plane."""
+    monitoring: MonitoringScrape | None = None
+    """Set only when the caller scraped because a monitoring measurement was due."""

@@ -8,8 +8,15 @@ restarted operator continues wherever the last one stopped.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from coalmine.analysis.verdict import Measurement
+from coalmine.api.conditions import set_condition
 from coalmine.api.deployment import ModelDeployment
+from coalmine.api.modelversion import ModelVersion
+from coalmine.api.monitoring import MONITORED
+from coalmine.monitoring.checks import checks_for, next_due
+from coalmine.monitoring.decide import Monitored, monitor
 from coalmine.rollout import reasons
 from coalmine.rollout.conditions import conditions
 from coalmine.rollout.decision import Event, Intent, Plan
@@ -40,12 +47,49 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
     st.history = st.history[-limit:] if limit else []
     st.observed_generation = md.metadata.generation
     st.conditions = conditions(d)
+    watched = _monitor(d)
     return Plan(
         status=st,
         intent=_intent(d),
         events=tuple(d.events),
-        requeue_after=requeue_after(st, obs.strategy, obs.now, obs.watching_since),
+        requeue_after=_sooner(
+            requeue_after(st, obs.strategy, obs.now, obs.watching_since),
+            next_due(md.model_copy(update={"status": st})),
+            obs.now,
+        ),
+        notifications=tuple(watched.notifications),
     )
+
+
+def monitored_version(md: ModelDeployment, obs: Observation) -> ModelVersion | None:
+    """The ModelVersion whose reference decides the default checks: the stable one's."""
+    name = md.status.stable.model_version if md.status and md.status.stable else None
+    return obs.model_versions.get(name) if name else obs.target
+
+
+def _monitor(d: Draft) -> Monitored:
+    """Day-2 checks (monitoring/): their states, the ModelHealthy condition, their Events."""
+    md, obs, st = d.md, d.obs, d.status
+    checks = checks_for(md, monitored_version(md, obs))
+    watched = monitor(md, checks, obs.monitoring, obs.model_versions, obs.now)
+    st.monitoring = watched.status
+    for type_, reason, message in watched.events:
+        d.emit(type_, reason, message)
+    if watched.health is None:
+        st.conditions = [c for c in st.conditions if c.type != MONITORED]
+    else:
+        h = watched.health
+        st.conditions = set_condition(
+            st.conditions, MONITORED, h.status, h.reason, h.message, obs.now, md.metadata.generation
+        )
+    return watched
+
+
+def _sooner(seconds: float | None, at: datetime | None, now: datetime) -> float | None:
+    if at is None:
+        return seconds
+    until = max(0.0, (at - now).total_seconds())
+    return until if seconds is None else min(seconds, until)
 
 
 def _retire_canary(d: Draft) -> None:
