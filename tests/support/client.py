@@ -136,11 +136,15 @@ class InClusterClient:
         max_seconds: int = 600,
         rate: int = 0,
         close_every: int = 0,
+        truths: list[Any] | None = None,
+        feedback_url: str = "",
     ) -> None:
         """Closed loop: `concurrency` clients back to back; with `rate`, open loop: that many
         requests start each second whatever the answers (at most 2,048 in flight). Every
         request opens a new connection, unless `close_every` N: then connections are kept
-        open and every Nth request closes its own."""
+        open and every Nth request closes its own. With `truths` (one per body) each answer's
+        id goes to `feedback_url` with its body's truth, as an application labelling its
+        predictions would."""
         self._call(
             "/load/start",
             {
@@ -152,8 +156,20 @@ class InClusterClient:
                 "rate": rate,
                 "keepAlive": close_every > 0,
                 "closeEvery": close_every,
+                "truths": truths or [],
+                "feedbackUrl": feedback_url,
             },
         )
+
+    @property
+    def hooks_url(self) -> str:
+        """Where this pod records webhook calls (POST), reachable from the host's operator."""
+        return self.base + "/hooks"
+
+    def hooks(self) -> list[dict[str, Any]]:
+        """The webhook calls this pod received, oldest first."""
+        calls: list[dict[str, Any]] = self._call("/hooks")["calls"]
+        return calls
 
     def load_status(self) -> dict[str, Any]:
         return self._call("/load/status")

@@ -129,14 +129,37 @@ class Rollout:
         strat: dict[str, Any],
         rows: list[list[float]],
         max_requests: int = 100_000,
+        truths: list[Any] | None = None,
     ) -> None:
         self.cluster.apply(self.md(version, strat), namespace=self.namespace)
         self.cluster.wait_ready(f"modeldeployment/{self.name}", self.namespace)
-        url = f"http://{self.name}.{self.namespace}.svc.cluster.local/v2/models/{self.name}/infer"
         # kube-proxy programs a new Service a moment after its pods are Ready.
-        wait_for("the Service to answer", lambda: self.client.request(url, body(rows[0]))[0] == 200)
+        wait_for(
+            "the Service to answer",
+            lambda: self.client.request(self.url("infer"), body(rows[0]))[0] == 200,
+        )
+        self.load(rows, max_requests, truths)
+
+    def url(self, endpoint: str) -> str:
+        """The client Service's URL of the model's `endpoint` (infer, feedback)."""
+        host = f"{self.name}.{self.namespace}.svc.cluster.local"
+        return f"http://{host}/v2/models/{self.name}/{endpoint}"
+
+    def load(
+        self, rows: list[list[float]], max_requests: int = 100_000, truths: list[Any] | None = None
+    ) -> None:
+        """(Re)start the client's load on `rows`; with `truths` (one per row) every answer's id
+        is posted back with its row's truth, as a labelling application would."""
+        if self.client.load_status().get("running"):
+            self.client.stop_load()
         self.client.start_load(
-            url, [body(r) for r in rows], concurrency=4, max_requests=max_requests, max_seconds=480
+            self.url("infer"),
+            [body(r) for r in rows],
+            concurrency=4,
+            max_requests=max_requests,
+            max_seconds=480,
+            truths=truths,
+            feedback_url=self.url("feedback") if truths is not None else "",
         )
         print(f"\nload started at {time.strftime('%H:%M:%S')}")
         wait_for("the load to get answers", lambda: self.client.load_status()["ok"] > 20)

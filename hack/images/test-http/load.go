@@ -16,6 +16,9 @@ package main
 //	                   its answer, as clients with a connection lifetime do: the
 //	                   cost of connecting is shared by N requests and kube-proxy
 //	                   still spreads the load over new pods within seconds
+//	                   With truths (one per body) and feedbackUrl, each answer's
+//	                   "id" is paired with its body's truth and posted as ground
+//	                   truth, 50 at a time: {"feedback": [{"id", "truth"}, ...]}
 //	GET  /load/status  counts by HTTP status and by the answer's model_version,
 //	                   per second, with a histogram of the successful requests'
 //	                   latency, the 503s that carried Retry-After, plus the first errors
@@ -54,6 +57,16 @@ type loadRequest struct {
 	KeepAlive   bool              `json:"keepAlive"`
 	Rate        int               `json:"rate"`
 	CloseEvery  int               `json:"closeEvery"`
+	Truths      []json.RawMessage `json:"truths"`
+	FeedbackURL string            `json:"feedbackUrl"`
+}
+
+// feedbackBatch is how many labels go in one feedback POST.
+const feedbackBatch = 50
+
+type label struct {
+	ID    string          `json:"id"`
+	Truth json.RawMessage `json:"truth"`
 }
 
 type second struct {
@@ -79,12 +92,46 @@ type loadStatus struct {
 	Errors     []string       `json:"errors"`
 	Seconds    []second       `json:"seconds"`
 	Started    time.Time      `json:"started"`
+	// Feedback counts the labels posted, by the HTTP status of their POST.
+	Feedback map[string]int `json:"feedback"`
 }
 
 type loader struct {
-	mu     sync.Mutex
-	status loadStatus
-	stop   chan struct{}
+	mu      sync.Mutex
+	status  loadStatus
+	stop    chan struct{}
+	pending []label
+}
+
+// label queues one answer's truth; a full batch is returned for the caller to post.
+func (l *loader) label(id string, truth json.RawMessage) []label {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(l.pending, label{ID: id, Truth: truth})
+	if len(l.pending) < feedbackBatch {
+		return nil
+	}
+	batch := l.pending
+	l.pending = nil
+	return batch
+}
+
+// postFeedback sends one batch of labels and counts it by the answer's status.
+func (l *loader) postFeedback(client *http.Client, url string, batch []label) {
+	if len(batch) == 0 {
+		return
+	}
+	data, _ := json.Marshal(map[string][]label{"feedback": batch})
+	key := "error"
+	resp, err := client.Post(url, "application/json", bytes.NewReader(data))
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		key = http.StatusText(resp.StatusCode)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.status.Feedback[key] += len(batch)
 }
 
 // at is the second of the run `now` falls in, created as needed; l.mu is held.
@@ -160,23 +207,25 @@ func (l *loader) run(req loadRequest) {
 	deadline := time.Now().Add(time.Duration(req.MaxSeconds) * time.Second)
 	start := time.Now()
 	var wg sync.WaitGroup
-	next := func() (json.RawMessage, bool) {
+	next := func() (int, bool) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.status.Sent >= req.MaxRequests || time.Now().After(deadline) {
-			return nil, false
+			return 0, false
 		}
 		select {
 		case <-l.stop:
-			return nil, false
+			return 0, false
 		default:
 		}
-		body := req.Bodies[l.status.Sent%len(req.Bodies)]
+		index := l.status.Sent % len(req.Bodies)
 		l.status.Sent++
-		return body, true
+		return index, true
 	}
+	labelled := req.FeedbackURL != "" && len(req.Truths) == len(req.Bodies)
 	var count atomic.Int64
-	send := func(body json.RawMessage) {
+	send := func(index int) {
+		body := req.Bodies[index]
 		sent := time.Now()
 		post, _ := http.NewRequest(http.MethodPost, req.URL, bytes.NewReader(body))
 		post.Header.Set("Content-Type", "application/json")
@@ -190,9 +239,13 @@ func (l *loader) run(req loadRequest) {
 			resp.Body.Close()
 			var answer struct {
 				ModelVersion string `json:"model_version"`
+				ID           string `json:"id"`
 			}
 			if json.Unmarshal(body, &answer) == nil {
 				version = answer.ModelVersion
+				if labelled && code == http.StatusOK && answer.ID != "" {
+					l.postFeedback(client, req.FeedbackURL, l.label(answer.ID, req.Truths[index]))
+				}
 			}
 		}
 		l.record(start, sent, code, retryAfter, version, err)
@@ -205,16 +258,23 @@ func (l *loader) run(req loadRequest) {
 			go func() {
 				defer wg.Done()
 				for {
-					body, ok := next()
+					index, ok := next()
 					if !ok {
 						return
 					}
-					send(body)
+					send(index)
 				}
 			}()
 		}
 	}
 	wg.Wait()
+	if labelled {
+		l.mu.Lock()
+		rest := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		l.postFeedback(client, req.FeedbackURL, rest)
+	}
 	l.mu.Lock()
 	l.status.Running = false
 	l.mu.Unlock()
@@ -223,13 +283,13 @@ func (l *loader) run(req loadRequest) {
 // openLoop starts request n at start + n/rate, in its own goroutine, unless
 // maxInFlight are outstanding: then that arrival is skipped and counted, so a
 // slow server shows as skipped arrivals instead of a slower offered rate.
-func (l *loader) openLoop(req loadRequest, start time.Time, next func() (json.RawMessage, bool),
-	send func(json.RawMessage), wg *sync.WaitGroup) {
+func (l *loader) openLoop(req loadRequest, start time.Time, next func() (int, bool),
+	send func(int), wg *sync.WaitGroup) {
 	slots := make(chan struct{}, maxInFlight)
 	interval := time.Second / time.Duration(req.Rate)
 	for n := 0; ; n++ {
 		time.Sleep(time.Until(start.Add(time.Duration(n) * interval)))
-		body, ok := next()
+		index, ok := next()
 		if !ok {
 			return
 		}
@@ -243,7 +303,7 @@ func (l *loader) openLoop(req loadRequest, start time.Time, next func() (json.Ra
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			send(body)
+			send(index)
 		}()
 	}
 }
@@ -266,8 +326,9 @@ func (l *loader) routes(mux *http.ServeMux) {
 			return
 		}
 		l.status = loadStatus{Running: true, Codes: map[string]int{}, Versions: map[string]int{},
-			BoundsMs: latencyBoundsMs, Started: time.Now()}
+			BoundsMs: latencyBoundsMs, Started: time.Now(), Feedback: map[string]int{}}
 		l.stop = make(chan struct{})
+		l.pending = nil
 		l.mu.Unlock()
 		go l.run(req)
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "started"})

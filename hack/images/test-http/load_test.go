@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -40,5 +43,51 @@ func TestOpenLoop(t *testing.T) {
 	}
 	if timed != s.OK {
 		t.Fatalf("%d latencies for %d successes", timed, s.OK)
+	}
+}
+
+// TestFeedback pairs each answer's id with its body's truth and posts the labels in
+// batches, the last partial batch when the run ends.
+func TestFeedback(t *testing.T) {
+	var n atomic.Int64
+	got := map[string]string{}
+	var mu sync.Mutex
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/feedback" {
+			var doc struct {
+				Feedback []struct {
+					ID    string `json:"id"`
+					Truth string `json:"truth"`
+				} `json:"feedback"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&doc)
+			mu.Lock()
+			for _, f := range doc.Feedback {
+				got[f.ID] = f.Truth
+			}
+			mu.Unlock()
+			return
+		}
+		var req struct {
+			Row string `json:"row"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		fmt.Fprintf(w, `{"id": "%s-%d"}`, req.Row, n.Add(1))
+	}))
+	defer target.Close()
+	l := &loader{stop: make(chan struct{})}
+	l.status = loadStatus{Running: true, Codes: map[string]int{}, Versions: map[string]int{},
+		Feedback: map[string]int{}}
+	l.run(loadRequest{URL: target.URL, Concurrency: 2, MaxRequests: 120, MaxSeconds: 5,
+		Bodies:      []json.RawMessage{[]byte(`{"row": "a"}`), []byte(`{"row": "b"}`)},
+		Truths:      []json.RawMessage{[]byte(`"A"`), []byte(`"B"`)},
+		FeedbackURL: target.URL + "/feedback"})
+	if len(got) != 120 || l.status.Feedback["OK"] != 120 {
+		t.Fatalf("%d labels received, counted %v", len(got), l.status.Feedback)
+	}
+	for id, truth := range got {
+		if strings.ToUpper(id[:1]) != truth {
+			t.Fatalf("id %s got truth %s", id, truth)
+		}
 	}
 }

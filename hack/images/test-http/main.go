@@ -8,6 +8,8 @@
 //	                 (proves pod-to-Service traffic and cluster DNS); a POST is
 //	                 forwarded as a POST with its body
 //	    /load/...    a bounded in-cluster load generator (load.go)
+//	POST /hooks      records the body (a webhook receiver; the newest 100 kept)
+//	GET  /hooks      {"calls": [bodies, oldest first]}
 //
 // On SIGTERM or SIGINT it stops accepting connections, finishes the requests
 // in flight and exits 0.
@@ -24,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -34,7 +37,15 @@ type server struct {
 	pod, version string
 	readyEnv     bool
 	unreadyPath  string
+	hooksMu      sync.Mutex
+	hooks        []json.RawMessage
 }
+
+// maxHooks and maxHookBytes bound what the webhook receiver keeps.
+const (
+	maxHooks     = 100
+	maxHookBytes = 64 << 10
+)
 
 func newServer() *server {
 	host := os.Getenv("HOSTNAME")
@@ -113,6 +124,24 @@ func (s *server) routes() *http.ServeMux {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": resp.StatusCode, "body": string(body)})
+	})
+	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
+		s.hooksMu.Lock()
+		defer s.hooksMu.Unlock()
+		if r.Method == http.MethodGet {
+			writeJSON(w, http.StatusOK, map[string]any{"calls": append([]json.RawMessage{}, s.hooks...)})
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxHookBytes))
+		if err != nil || !json.Valid(body) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "need a JSON body"})
+			return
+		}
+		s.hooks = append(s.hooks, body)
+		if len(s.hooks) > maxHooks {
+			s.hooks = s.hooks[len(s.hooks)-maxHooks:]
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "recorded"})
 	})
 	(&loader{}).routes(mux)
 	return mux

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +50,25 @@ func TestReadyEnvFalse(t *testing.T) {
 	s := &server{readyEnv: false, unreadyPath: filepath.Join(t.TempDir(), "unready")}
 	if code, _ := get(t, s.routes(), "/readyz"); code != 503 {
 		t.Fatalf("/readyz with READY=false: %d", code)
+	}
+}
+
+func TestHooksRecordsPostedBodies(t *testing.T) {
+	h := (&server{}).routes()
+	for _, body := range []string{`{"check": "accuracy"}`, `not json`} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/hooks", strings.NewReader(body)))
+		if want := map[bool]int{true: 200, false: 400}[json.Valid([]byte(body))]; rec.Code != want {
+			t.Fatalf("POST %s: %d, want %d", body, rec.Code, want)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/hooks", nil))
+	var doc struct {
+		Calls []map[string]string `json:"calls"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.Calls) != 1 ||
+		doc.Calls[0]["check"] != "accuracy" {
+		t.Fatalf("GET /hooks: %s (%v)", rec.Body.String(), err)
 	}
 }
