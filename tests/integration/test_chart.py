@@ -35,6 +35,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
         "crds": {"install": True, "keep": False},
         "operator": {"verbose": True},
         "dashboard": {"enabled": False},
@@ -317,6 +318,7 @@ def test_optional_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert "ServiceMonitor" in kinds["service-monitor"]
     assert "PodMonitor" not in kinds["default"]
     assert "PodMonitor" in kinds["pod-monitor"]
+    assert "PrometheusRule" not in kinds["default"]
     assert "CustomResourceDefinition" in kinds["default"]
     assert "CustomResourceDefinition" not in kinds["crds-off"]
     assert "ConfigMap" not in kinds["everything"]
@@ -338,6 +340,13 @@ def test_optional_objects(rendered: dict[str, list[dict[str, Any]]]) -> None:
     (endpoint,) = operator_monitor["spec"]["podMetricsEndpoints"]
     # The port the operator serves /metrics on; its own namespace label wins.
     assert (endpoint["port"], endpoint["honorLabels"]) == ("metrics", True)
+    (rule,) = by_kind(rendered["everything"], "PrometheusRule")
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert sorted(alerts) == ["CoalmineModelUnhealthy", "CoalmineWebhookFailing"]
+    # The series the operator exports (coalmine/metrics.py), by the names the rules read.
+    assert "coalmine_monitoring_check_firing" in alerts["CoalmineModelUnhealthy"]["expr"]
+    assert "{{ $labels.check }}" in alerts["CoalmineModelUnhealthy"]["annotations"]["summary"]
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
     assert operator_monitor["metadata"]["labels"]["release"] == "prometheus"
 
 
@@ -398,9 +407,9 @@ def test_server_side_dry_run(
     unserved: list[dict[str, Any]] = []
     for doc in rendered[name]:
         (docs if doc["apiVersion"] in served else unserved).append(doc)
-    # Only the Service/PodMonitor may be missing from a cluster without prometheus-operator;
+    # Only the monitors and the PrometheusRule may be missing without prometheus-operator;
     # their shape is checked in test_optional_objects.
-    assert {d["kind"] for d in unserved} <= {"ServiceMonitor", "PodMonitor"}
+    assert {d["kind"] for d in unserved} <= {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
     proc = cluster.kubectl(
         "apply", "--dry-run=server", "-o", "name", "-f", "-", input=yaml.safe_dump_all(docs)
     )
