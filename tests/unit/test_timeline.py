@@ -144,3 +144,45 @@ def test_history_shows_who_approved_who_commanded_and_the_verdict() -> None:
     ]
     page = render(md({"phase": "RolledBack", "history": [entry.to_json()]}), STEPS, [])
     assert "      approved by grace" in page.splitlines()
+
+
+def test_the_monitoring_panel_shows_each_check_its_figure_and_since_when() -> None:
+    status = {
+        "phase": "Healthy",
+        "conditions": [
+            {
+                "type": "ModelHealthy",
+                "status": "False",
+                "reason": "OutOfDistribution",
+                "message": "stable v1: ood 0.40 > max 0.05",
+                "lastTransitionTime": "2026-01-01T10:00:10Z",
+            }
+        ],
+        "monitoring": {
+            "measuredAt": "2026-01-01T10:00:20Z",
+            "checks": [
+                {
+                    "name": "ood",
+                    "variant": "stable",
+                    "version": "v1",
+                    "state": "Firing",
+                    "since": "2026-01-01T10:00:10Z",
+                    "value": 0.4,
+                    "message": "ood 0.40 > max 0.05",
+                },
+                {"name": "accuracy", "variant": "stable", "version": "v1"},
+            ],
+        },
+    }
+    text = render(md(status), None, [])
+    assert "monitoring  ModelHealthy False (OutOfDistribution), measured at 10:00:20" in text
+    lines = text.splitlines()
+    firing = next(line for line in lines if "ood" in line and "Firing" in line)
+    assert firing.split()[:6] == ["✗", "ood", "stable", "v1", "0.4", "Firing"]
+    assert "10:00:10  ood 0.40 > max 0.05" in firing
+    waiting = next(line for line in lines if "accuracy" in line)
+    assert waiting.split()[:6] == ["?", "accuracy", "stable", "v1", "-", "Unknown"]
+
+
+def test_no_monitoring_no_panel() -> None:
+    assert "monitoring" not in render(md({"phase": "Healthy"}), None, [])

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from coalmine.api.deployment import HistoryEntry, ModelDeployment, VariantStatus
+from coalmine.api.monitoring import MONITORED
 from coalmine.api.strategy import RolloutStrategySpec, describe_step
 
 MARKS = {"done": "✓", "current": "▶", "todo": " ", "failed": "✗"}
@@ -64,6 +65,7 @@ def render(
                 f"{m.sample_count if m.sample_count is not None else '-':>8}  {m.outcome}"
                 + (f"  {m.message}" if m.message else "")
             )
+    lines.extend(monitoring_lines(md))
     if events:
         lines.append("events")
         for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
@@ -77,6 +79,31 @@ def render(
             lines.append(f"  {history_line(h)}")
             lines.extend(f"      {a}" for a in audit_lines(h))
     return "\n".join(lines)
+
+
+STATE_MARKS = {"Firing": "✗", "Pending": "!", "Ok": "✓", "Unknown": "?"}
+
+
+def monitoring_lines(md: ModelDeployment) -> list[str]:
+    """The day-2 panel: ModelHealthy, then each check per variant with its last figure and
+    since when it is in its state."""
+    st = md.status
+    if st is None or st.monitoring is None:
+        return []
+    health = next((c for c in st.conditions if c.type == MONITORED), None)
+    head = "monitoring"
+    if health is not None:
+        head += f"  ModelHealthy {health.status} ({health.reason})"
+    if st.monitoring.measured_at is not None:
+        head += f", measured at {_clock(st.monitoring.measured_at)}"
+    lines = [head, f"  {'check':<20} {'variant':<16} {'value':>10}  state     since"]
+    for c in st.monitoring.checks:
+        where = f"{c.variant} {c.version}"
+        lines.append(
+            f"  {STATE_MARKS[c.state]} {c.name:<18} {where:<16} {_fmt(c.value):>10}  "
+            f"{c.state:<8}  {_clock(c.since)}" + (f"  {c.message}" if c.message else "")
+        )
+    return lines
 
 
 def variant_line(v: VariantStatus) -> str:
