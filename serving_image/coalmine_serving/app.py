@@ -19,6 +19,8 @@ import orjson
 from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
 from coalmine_serving.batching import Batcher
 from coalmine_serving.errors import NotFound, Overloaded, ServingError
+from coalmine_serving.feedback import Ledger
+from coalmine_serving.feedback_endpoint import FeedbackEndpoint
 from coalmine_serving.http import JSON, OCTETS, Request, Respond, error_body
 from coalmine_serving.inputs import Rows
 from coalmine_serving.metrics import CONTENT_TYPE, Metrics
@@ -39,6 +41,7 @@ class App:
         version: str,
         model: ServedModel,
         metrics: Metrics,
+        ledger: Ledger,
         *,
         max_batch_size: int,
         max_batch_wait_ms: float,
@@ -53,6 +56,8 @@ class App:
         self.max_rows = max_rows
         self.ready = True
         self.tee = tee
+        self.ledger = ledger
+        self.feedback = FeedbackEndpoint(name, ledger)
         self.batcher = Batcher(
             model.predict,
             metrics.batch,
@@ -80,6 +85,10 @@ class App:
             b"/v2/models/" + name_b + b"/versions/" + version.encode() + b"/infer",
         }
         self._v1_predict = b"/v1/models/" + name_b + b":predict"
+        self._feedback = {
+            b"/v2/models/" + name_b + b"/feedback",
+            b"/v2/models/" + name_b + b"/versions/" + version.encode() + b"/feedback",
+        }
 
     def handle(self, request: Request, respond: Respond) -> None:
         """Entry point for every complete HTTP request."""
@@ -89,6 +98,8 @@ class App:
             self._infer(request, respond, started, "v2")
         elif path == self._v1_predict:
             self._infer(request, respond, started, "v1")
+        elif path in self._feedback and request.method == b"POST":
+            self.feedback.handle(request, respond)
         else:
             try:
                 protocol, status, body, content_type = self._route(request)
@@ -105,6 +116,7 @@ class App:
 
     def _infer(self, request: Request, respond: Respond, started: float, protocol: str) -> None:
         v2: protocol_v2.InferRequest | None = None
+        given: Any = None
         try:
             if request.method != b"POST":
                 raise ServingError("use POST for inference", status=405)
@@ -116,7 +128,7 @@ class App:
                 )
                 x, wanted = v2.rows, v2.outputs
             else:
-                x, wanted = protocol_v1.decode(request.body, self.model, self.max_rows)
+                x, wanted, given = protocol_v1.decode(request.body, self.model, self.max_rows)
         except ServingError as exc:
             retry = exc.retry_after if isinstance(exc, Overloaded) else None
             respond(exc.status, error_body(exc.message), JSON, retry_after=retry)
@@ -132,17 +144,21 @@ class App:
                 status, body, retry = exc.status, error_body(exc.message), exc.retry_after
             elif exc is not None:
                 status, body = 500, error_body(str(exc))
-            elif v2 is not None and v2.binary:
-                content_type = OCTETS
-                body, json_length = protocol_v2.encode_binary(
-                    self.name, self.version, v2, future.result(), self.model.classes
-                )
-            elif v2 is not None:
-                body = protocol_v2.encode(
-                    self.name, self.version, v2, future.result(), self.model.classes
-                )
             else:
-                body = protocol_v1.encode(future.result(), wanted, self.model.classes)
+                out = future.result()
+                id = given if v2 is None else v2.id
+                if not request.mirrored:  # a copy: its answer is compared, never labelled
+                    id = self.remember(id, out, request.local)
+                if v2 is None:
+                    body = protocol_v1.encode(out, wanted, self.model.classes, id)
+                elif v2.binary:
+                    v2.id, content_type = id, OCTETS
+                    body, json_length = protocol_v2.encode_binary(
+                        self.name, self.version, v2, out, self.model.classes
+                    )
+                else:
+                    v2.id = id
+                    body = protocol_v2.encode(self.name, self.version, v2, out, self.model.classes)
             respond(status, body, content_type, json_length, retry)
             self._count(request, protocol, status, started)
             if status == 200 and not request.mirrored:
@@ -151,6 +167,18 @@ class App:
         future = self.batcher_for(wanted).submit(x)
         future.add_done_callback(done)
         request.on_lost = future.cancel
+
+    def remember(self, given: Any, out: Any, host: str) -> Any:
+        """The id answering a request: the client's (``given``), else a new one naming this
+        process as reached on its local address ``host``. The predicted labels are kept
+        under it for feedback, unless the client's id is not a string (echoed, not kept)."""
+        if given is None or given == "":
+            id = self.ledger.ids.next(host)
+            self.ledger.store.put(id, outputs.labels(out), fresh=True)
+            return id
+        if isinstance(given, str):
+            self.ledger.store.put(given, outputs.labels(out))
+        return given
 
     def shadow(self, rows: Rows, out: Any) -> None:
         """Offer a client's answered request to the tee of shadow steps (mirror.py)."""
@@ -186,7 +214,7 @@ class App:
     def _route(self, request: Request) -> tuple[str | None, int, bytes, bytes]:
         parts = request.path.decode("utf-8", "replace").strip("/").split("/")
         if request.method != b"GET":
-            if parts[-1] == "infer" or parts[-1].endswith(":predict"):
+            if parts[-1] in ("infer", "feedback") or parts[-1].endswith(":predict"):
                 self._model_path(parts)  # 404 for an unknown model or version
             raise ServingError(f"{request.method.decode()} is not allowed here", status=405)
         if parts == ["metrics"]:
@@ -208,6 +236,8 @@ class App:
                 return None, *self._ready_body({"name": self.name, "ready": self.ready}), JSON
             if rest == ["infer"]:
                 raise ServingError("use POST for inference", status=405)
+            if rest == ["feedback"]:
+                raise ServingError("use POST to send feedback", status=405)
             if rest == ["mirror"]:
                 return None, 200, self._mirror_report(), JSON
         if parts == ["v1", "models"]:

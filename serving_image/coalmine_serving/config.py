@@ -43,6 +43,9 @@ class Settings:
     mount_root: str = "/mnt/models"
     mirror_config: str | None = None
     """The file (a ConfigMap's) naming the canary a stable pod copies requests to."""
+    feedback_max_rows: int = 100_000
+    """Predicted rows kept for feedback (docs/serving.md, Feedback)."""
+    feedback_max_age_seconds: float = 3600.0
     check: bool = False
 
 
@@ -134,6 +137,18 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
         help="JSON file naming the canary to mirror a share of requests to (re-read each second)",
     )
     p.add_argument(
+        "--feedback-max-rows",
+        type=int,
+        default=env_or("feedback-max-rows", defaults.feedback_max_rows),
+        help="predicted rows kept for feedback (the oldest requests' leave first)",
+    )
+    p.add_argument(
+        "--feedback-max-age-seconds",
+        type=float,
+        default=env_or("feedback-max-age-seconds", defaults.feedback_max_age_seconds),
+        help="how long a prediction is kept for feedback",
+    )
+    p.add_argument(
         "--check",
         action="store_true",
         help="load, verify and self-test the model, then exit 0 (or 1 with the reason)",
@@ -142,7 +157,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
     if not args.name or not args.uri:
         p.error("--name and --uri are required (or COALMINE_NAME and COALMINE_URI)")
     settings = Settings(**vars(args))
-    for field in ("workers", "max_batch_size", "max_body_bytes", "max_rows"):
+    for field in ("workers", "max_batch_size", "max_body_bytes", "max_rows", "feedback_max_rows"):
         if getattr(settings, field) < 1:
             p.error(f"--{field.replace('_', '-')} must be at least 1")
     if not 0 <= settings.grpc_port <= MAX_PORT:
@@ -152,4 +167,6 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] = os.environ)
     for field in ("max_batch_wait_ms", "max_queue_ms", "drain_seconds"):
         if getattr(settings, field) < 0:
             p.error(f"--{field.replace('_', '-')} must not be negative")
+    if not settings.feedback_max_age_seconds > 0:
+        p.error("--feedback-max-age-seconds must be positive")
     return settings

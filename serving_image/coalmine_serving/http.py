@@ -47,6 +47,8 @@ OCTETS = b"application/octet-stream"
 INFERENCE_HEADER = b"inference-header-content-length"
 MIRROR_HEADER = b"coalmine-mirror"
 """Marks a request a stable pod mirrored (mirror.py), so the canary counts it apart."""
+FORWARDED_HEADER = b"coalmine-feedback-forwarded"
+"""Marks feedback another process sent on (feedback_endpoint.py): it is never sent again."""
 MAX_PIPELINED = 32  # queued requests per connection before reading pauses
 
 
@@ -60,6 +62,10 @@ class Request:
     """Inference-Header-Content-Length: the body's JSON part ends there (binary data)."""
     mirrored: bool = False
     """Sent by a stable pod's mirror (mirror.HEADER), not by a client."""
+    forwarded: bool = False
+    """Feedback sent on by another serving process (FORWARDED_HEADER)."""
+    local: str = ""
+    """The local address of the connection (the pod IP behind a Service): ids name it."""
     on_lost: Callable[[], object] | None = None
     """Set by the handler while it computes: called if the client goes before the answer."""
 
@@ -89,8 +95,10 @@ class HttpProtocol(asyncio.Protocol):
         "_body",
         "_conns",
         "_current",
+        "_forwarded",
         "_handler",
         "_inference_header",
+        "_local",
         "_max_body",
         "_mirrored",
         "_parser",
@@ -112,6 +120,8 @@ class HttpProtocol(asyncio.Protocol):
         self._size = 0
         self._inference_header: bytes | None = None
         self._mirrored = False
+        self._forwarded = False
+        self._local = ""
         self._pending: list[Request] = []
         self._current: Request | None = None
         self.busy = False
@@ -119,6 +129,8 @@ class HttpProtocol(asyncio.Protocol):
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sockname = transport.get_extra_info("sockname")
+        self._local = sockname[0] if isinstance(sockname, tuple) else ""
         self._conns.open.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -149,6 +161,7 @@ class HttpProtocol(asyncio.Protocol):
         self._size = 0
         self._inference_header = None
         self._mirrored = False
+        self._forwarded = False
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -161,6 +174,8 @@ class HttpProtocol(asyncio.Protocol):
             self._inference_header = value
         elif lower == MIRROR_HEADER:
             self._mirrored = True
+        elif lower == FORWARDED_HEADER:
+            self._forwarded = True
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -177,6 +192,8 @@ class HttpProtocol(asyncio.Protocol):
             self._parser.should_keep_alive(),
             self._inference_header,
             self._mirrored,
+            self._forwarded,
+            self._local,
         )
         if self.busy:
             self._pending.append(request)

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from coalmine_serving.batching import DISCONNECTED, EXPIRED, REFUSED
 from coalmine_serving.drift import DriftTracker
+from coalmine_serving.feedback import ABS_ERROR_BUCKETS, Ledger
 from coalmine_serving.mirror import DELTA_BUCKETS, MirrorStats
 
 LATENCY_BUCKETS = (
@@ -59,6 +60,7 @@ class Metrics:
         is_classifier: bool,
         drift: DriftTracker | None = None,
         mirror: MirrorStats | None = None,
+        feedback: Ledger | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.labels = (model, version, variant)
@@ -104,6 +106,8 @@ class Metrics:
         self.drift = drift
         if mirror is not None:
             self.registry.register(MirrorCollector(self.labels, mirror))
+        if feedback is not None:
+            self.registry.register(FeedbackCollector(self.labels, feedback))
         ProcessCollector(registry=self.registry)
 
     def request(self, protocol: str, code: int, seconds: float) -> None:
@@ -308,3 +312,58 @@ class MirrorCollector(Collector):
                 [*self.labels, canary], points, sum_value=self.stats.delta_sums[canary]
             )
         yield delta
+
+
+class FeedbackCollector(Collector):
+    """Ground truth against this process's predictions (feedback.py): the operator reads
+    accuracy as correct / rows and mean absolute error as the histogram's sum / count."""
+
+    def __init__(self, labels: tuple[str, str, str], ledger: Ledger) -> None:
+        self.labels = labels
+        self.ledger = ledger
+
+    def collect(self) -> Iterator[Metric]:
+        stats, labels = self.ledger.stats, list(self.labels)
+        items = CounterMetricFamily(
+            "coalmine_feedback",
+            "Feedback items by outcome (matched, duplicate, late, unknown, invalid, forwarded,"
+            " unreachable).",
+            labels=[*LABELS, "outcome"],
+        )
+        for outcome, count in stats.outcomes.items():
+            items.add_metric([*labels, outcome], count)
+        yield items
+        rows = CounterMetricFamily(
+            "coalmine_feedback_rows", "Predicted rows given their truth.", labels=list(LABELS)
+        )
+        rows.add_metric(labels, stats.rows)
+        yield rows
+        if stats.classifier:
+            correct = CounterMetricFamily(
+                "coalmine_feedback_correct_rows",
+                "Predicted rows given their truth whose class was the truth.",
+                labels=list(LABELS),
+            )
+            correct.add_metric(labels, stats.correct)
+            yield correct
+        else:
+            cumulative = np.cumsum(stats.abs_error)
+            points = [
+                (repr(b), int(c)) for b, c in zip(ABS_ERROR_BUCKETS, cumulative[:-1], strict=True)
+            ]
+            points.append(("+Inf", int(cumulative[-1])))
+            error = HistogramMetricFamily(
+                "coalmine_feedback_abs_error",
+                "|prediction - truth| of regression rows given their truth.",
+                labels=list(LABELS),
+            )
+            error.add_metric(labels, points, sum_value=stats.abs_error_sum)
+            yield error
+        self.ledger.store.expire()
+        stored = GaugeMetricFamily(
+            "coalmine_feedback_stored_predictions",
+            "Answered requests whose predictions are kept for feedback.",
+            labels=list(LABELS),
+        )
+        stored.add_metric(labels, len(self.ledger.store))
+        yield stored

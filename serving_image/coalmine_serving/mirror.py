@@ -31,6 +31,7 @@ import numpy.typing as npt
 import orjson
 
 from coalmine_serving import agreement
+from coalmine_serving.client import response_head
 from coalmine_serving.http import MIRROR_HEADER
 
 log = logging.getLogger("coalmine_serving")
@@ -345,7 +346,7 @@ class Tee:
             )
             try:
                 writer.write(request)
-                status, length, keep = _head(await reader.readuntil(b"\r\n\r\n"))
+                status, length, keep = response_head(await reader.readuntil(b"\r\n\r\n"))
                 answer = await reader.readexactly(length)
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 writer.close()
@@ -365,25 +366,6 @@ class Tee:
         for _, writer in self._idle:
             writer.close()
         self._idle.clear()
-
-
-def _head(head: bytes) -> tuple[int, int, bool]:
-    """Status, content length and keep-alive of a response head (the canary always sends a
-    content-length); ValueError for anything else."""
-    lines = head.split(b"\r\n")
-    version, status_text = lines[0].split(b" ", 2)[:2]
-    status = int(status_text)
-    length, keep = None, version == b"HTTP/1.1"
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection":
-            keep = value.strip().lower() == b"keep-alive"
-    if length is None:
-        raise ValueError("response without content-length")
-    return status, length, keep
 
 
 class ConfigWatcher:

@@ -17,8 +17,11 @@ from coalmine_serving.inputs import Matrix, check_rows, json_object, to_array
 from coalmine_serving.model import ServedModel
 
 
-def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, tuple[str, ...]]:
-    """Rows from ``{"instances": [[...], ...]}`` (or the ``inputs`` alias), and the output."""
+def decode(
+    body: bytes, model: ServedModel, max_rows: int
+) -> tuple[Matrix, tuple[str, ...], str | None]:
+    """Rows from ``{"instances": [[...], ...]}`` (or the ``inputs`` alias), the output, and
+    the request's ``id`` when it is a string."""
     doc = json_object(body)
     if model.records:
         raise BadRequest("this model has string inputs: send them over V2, one input per column")
@@ -32,12 +35,18 @@ def decode(body: bytes, model: ServedModel, max_rows: int) -> tuple[Matrix, tupl
             raise BadRequest("'parameters' must be an object")
         if "output" in parameters:
             wanted = outputs.requested([parameters["output"]], model)
-    return check_rows(to_array(doc[key], f"'{key}'"), model, max_rows), wanted
+    id = doc.get("id")
+    rows = check_rows(to_array(doc[key], f"'{key}'"), model, max_rows)
+    return rows, wanted, id if isinstance(id, str) else None
 
 
-def encode(out: Any, wanted: tuple[str, ...], classes: tuple[str, ...]) -> bytes:
+def encode(out: Any, wanted: tuple[str, ...], classes: tuple[str, ...], id: str | None) -> bytes:
+    """The predictions (or probabilities with the class names), and the id when there is one."""
+    doc: dict[str, Any]
     if wanted[0] == outputs.PROBA:
         doc = {"predictions": outputs.probabilities(out), "classes": classes}
-        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
-    data = out if out.dtype.kind in "biuf" else out.tolist()
-    return orjson.dumps({"predictions": data}, option=orjson.OPT_SERIALIZE_NUMPY)
+    else:
+        doc = {"predictions": out if out.dtype.kind in "biuf" else out.tolist()}
+    if id is not None:
+        doc["id"] = id
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -29,6 +29,7 @@ from coalmine_serving.app import App
 from coalmine_serving.config import Settings
 from coalmine_serving.drift import DriftTracker, parse_reference
 from coalmine_serving.errors import LoadError
+from coalmine_serving.feedback import Ids, Ledger, Store
 from coalmine_serving.http import Connections, HttpProtocol
 from coalmine_serving.metrics import Metrics
 from coalmine_serving.mirror import ConfigWatcher, MirrorStats, Tee
@@ -173,6 +174,13 @@ async def _serve(
     # A canary never mirrors, even when its pods mount the same file as stable's.
     mirrors = settings.mirror_config is not None and settings.variant != "canary"
     stats = MirrorStats(model.is_classifier) if mirrors else None
+    # Each process's own port for feedback sent on by another (feedback_endpoint.py).
+    feedback_sock = _listen(settings.host, 0, reuse_port=False)
+    ledger = Ledger(
+        Store(settings.feedback_max_rows, settings.feedback_max_age_seconds),
+        Ids(feedback_sock.getsockname()[1]),
+        model.is_classifier,
+    )
     metrics = Metrics(
         settings.name,
         settings.version,
@@ -180,6 +188,7 @@ async def _serve(
         is_classifier=model.is_classifier,
         drift=tracker,
         mirror=stats,
+        feedback=ledger,
     )
     tee = None if stats is None else Tee(settings.name, stats)
     app = App(
@@ -187,6 +196,7 @@ async def _serve(
         settings.version,
         model,
         metrics,
+        ledger,
         max_batch_size=settings.max_batch_size,
         max_batch_wait_ms=settings.max_batch_wait_ms,
         max_queue_ms=settings.max_queue_ms,
@@ -198,10 +208,17 @@ async def _serve(
         watcher = ConfigWatcher(settings.mirror_config, tee)
         watcher.start()
     connections = Connections()
-    server = await loop.create_server(
-        lambda: HttpProtocol(app.handle, connections, settings.max_body_bytes), sock=sock
+    servers = [
+        await loop.create_server(
+            lambda: HttpProtocol(app.handle, connections, settings.max_body_bytes), sock=s
+        )
+        for s in (sock, feedback_sock)
+    ]
+    grpc_server = (
+        await listener.start(app, settings, _named_host(settings.host))
+        if settings.grpc_port
+        else None
     )
-    grpc_server = await listener.start(app, settings) if settings.grpc_port else None
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -211,7 +228,8 @@ async def _serve(
         watcher.stop()
     log.info("SIGTERM: unready, draining for %.1fs", settings.drain_seconds)
     await asyncio.sleep(settings.drain_seconds)
-    server.close()
+    for server in servers:
+        server.close()
     connections.close_idle()
     # New RPCs are refused at once; those in flight get the same grace as HTTP requests.
     grpc_stopped = (
@@ -223,3 +241,14 @@ async def _serve(
     if grpc_stopped is not None:
         await grpc_stopped
     log.info("drained; exiting")
+
+
+def _named_host(host: str) -> str:
+    """The address gRPC prediction ids name: the listen address, or when that is a
+    wildcard the address this host's name resolves to (a pod's IP), else loopback."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"

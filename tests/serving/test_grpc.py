@@ -211,7 +211,9 @@ def test_the_ports_it_listens_on(artifacts: Artifacts, grpc_on: bool) -> None:
     server = srv.start(["--name", "lr", "--uri", str(artifacts.lr_skops)], grpc=grpc_on)
     try:
         expected = {server.port, server.grpc_port} if grpc_on else {server.port}
-        assert listening_ports(server.process.pid) == expected
+        ports = listening_ports(server.process.pid)
+        assert expected < ports
+        assert len(ports - expected) == 1  # the private port of feedback sent on by peers
     finally:
         server.stop()
 

@@ -32,7 +32,7 @@ def assert_refused(args: list[str], reason: str, env: dict[str, str] | None = No
 def assert_serves(server: srv.Server, artifacts: Artifacts, name: str = "lr") -> None:
     try:
         body = server.post(f"/v1/models/{name}:predict", {"instances": ROW}).json()
-        assert body == {"predictions": artifacts.lr.predict(ROW).tolist()}
+        assert body["predictions"] == artifacts.lr.predict(ROW).tolist()
     finally:
         server.stop()
 

@@ -64,9 +64,8 @@ def test_v1_probabilities_through_the_output_parameter(
     assert body["classes"] == ["0", "1"]
     np.testing.assert_allclose(body["predictions"], artifacts.lr.predict_proba(rows), **EXACT)
     labels = {"instances": rows.tolist(), "parameters": {"output": "predict"}}
-    assert lr_server.post("/v1/models/lr:predict", labels).json() == {
-        "predictions": artifacts.lr.predict(rows).tolist()
-    }
+    answer = lr_server.post("/v1/models/lr:predict", labels).json()
+    assert answer["predictions"] == artifacts.lr.predict(rows).tolist()
 
 
 def predicted_rows(server: srv.Server) -> int:

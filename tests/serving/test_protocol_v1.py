@@ -20,13 +20,13 @@ def test_predict_instances(lr_server: srv.Server, artifacts: Artifacts) -> None:
     rows = artifacts.x[10:14]
     response = lr_server.post("/v1/models/lr:predict", {"instances": rows.tolist()})
     assert response.status_code == 200, response.text
-    assert response.json() == {"predictions": artifacts.lr.predict(rows).tolist()}
+    assert response.json()["predictions"] == artifacts.lr.predict(rows).tolist()
 
 
 def test_predict_inputs_alias(lr_server: srv.Server, artifacts: Artifacts) -> None:
     rows = artifacts.x[:1]
     body = lr_server.post("/v1/models/lr:predict", {"inputs": rows.tolist()}).json()
-    assert body == {"predictions": artifacts.lr.predict(rows).tolist()}
+    assert body["predictions"] == artifacts.lr.predict(rows).tolist()
 
 
 def test_root_liveness(lr_server: srv.Server) -> None:

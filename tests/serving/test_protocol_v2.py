@@ -77,14 +77,14 @@ def test_infer_matches_the_model(
     assert output["data"] == artifacts.lr.predict(rows).tolist()
 
 
-def test_infer_without_id_and_with_requested_output(
+def test_infer_without_id_gets_one_and_the_requested_output(
     lr_server: srv.Server, artifacts: Artifacts
 ) -> None:
     request = v2_request(artifacts.x[:2])
     del request["id"]
     request["outputs"] = [{"name": "predict"}]
     body = lr_server.post("/v2/models/lr/infer", request).json()
-    assert "id" not in body
+    assert "@127.0.0.1:" in body["id"]  # generated, naming the process that answered
     assert body["outputs"][0]["data"] == artifacts.lr.predict(artifacts.x[:2]).tolist()
 
 

@@ -24,15 +24,16 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def start(app: App, settings: Settings) -> grpc.aio.Server:
-    """Serve ``app`` on ``--grpc-port``; raise OSError when the port cannot be bound."""
+async def start(app: App, settings: Settings, host: str) -> grpc.aio.Server:
+    """Serve ``app`` on ``--grpc-port``, its prediction ids naming ``host``; raise OSError
+    when the port cannot be bound."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.so_reuseport", int(settings.workers > 1)),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(app), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(app, host), server)
     where = address(settings.host, settings.grpc_port)
     try:
         bound = server.add_insecure_port(where)

@@ -31,8 +31,10 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     """Health, metadata and inference of the one model an App serves."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, host: str) -> None:
         self._app = app
+        self._host = host
+        """The address prediction ids name (grpc.aio does not tell an RPC's local one)."""
         self._classes = codec.classes_parameter(app.model)
         model = app.model
         self._metadata = pb.ModelMetadataResponse(
@@ -88,7 +90,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         except ModelFailure as exc:
             status, message = 500, str(exc)
         else:
-            response = codec.encode(app.name, app.version, request.id, wanted, out, self._classes)
+            id = app.remember(request.id, out, self._host)
+            response = codec.encode(app.name, app.version, id, wanted, out, self._classes)
             app.metrics.request(PROTOCOL, 200, time.perf_counter() - started)
             app.shadow(x, out)
             return response
