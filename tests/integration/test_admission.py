@@ -141,6 +141,12 @@ def metric(**fields: Any) -> Callable[[Doc], object]:
 
 MV, RS, MD = model_version(), rollout_strategy(), model_deployment()
 PROMETHEUS = {"address": "http://prometheus:9090", "query": "vector(1)"}
+MONITOR_CHECK: Doc = {
+    "name": "ood",
+    "provider": "builtin",
+    "builtin": {"metric": "outOfDistribution"},
+    "threshold": {"max": 0.05},
+}
 
 # Rules on metadata live only in the CRD: the operator never creates these objects.
 SERVER_ONLY = {"md-name-starts-with-digit", "mv-name-too-long-for-a-label"}
@@ -380,6 +386,29 @@ INVALID: list[tuple[str, Doc, str]] = [
         ),
         "spec.traffic.gatewayAPI.parentRefs[0].namespace",
     ),
+    (
+        "md-monitoring-compares-variants",
+        edit(
+            MD,
+            spec_set(monitoring={"checks": [MONITOR_CHECK | {"builtin": {"metric": "agreement"}}]}),
+        ),
+        "spec.monitoring.checks[0].builtin.metric",
+    ),
+    (
+        "md-monitoring-interval-too-short",
+        edit(MD, spec_set(monitoring={"interval": "500ms", "checks": [MONITOR_CHECK]})),
+        "monitoring interval must be at least 1s",
+    ),
+    (
+        "md-monitoring-webhook-not-http",
+        edit(MD, spec_set(monitoring={"webhook": {"url": "ftp://hooks/x"}})),
+        "spec.monitoring.webhook.url",
+    ),
+    (
+        "md-monitoring-check-for-not-a-duration",
+        edit(MD, spec_set(monitoring={"checks": [MONITOR_CHECK | {"for": "soon"}]})),
+        "spec.monitoring.checks[0].for",
+    ),
     # Gates that cannot fail.
     (
         "rs-failure-limit-not-below-count",
@@ -495,6 +524,19 @@ def test_valid_resources_are_accepted(kube: Cluster) -> None:
                 "limits": {"cpu": "1.5", "memory": "1Gi", "example.com/gpu": "1"},
             },
             traffic={"router": "gatewayAPI", "gatewayAPI": {"parentRefs": [{"name": "gw"}]}},
+            monitoring={
+                "interval": "1m",
+                "checks": [
+                    MONITOR_CHECK | {"for": "2m", "keepFiringFor": "10m"},
+                    {
+                        "name": "p99",
+                        "provider": "prometheus",
+                        "prometheus": PROMETHEUS,
+                        "threshold": {"max": 50},
+                    },
+                ],
+                "webhook": {"url": "http://retrain.ml:8080/hooks", "timeoutSeconds": 3},
+            },
         ),
     )
     inline["metadata"]["name"] = "iris-inline"
@@ -503,9 +545,9 @@ def test_valid_resources_are_accepted(kube: Cluster) -> None:
     stored = kube.get("modeldeployment", "iris", NAMESPACE)["spec"]
     assert stored["traffic"] == {"router": "kubernetes"}  # defaults applied by the server
     assert stored["serving"]["workers"] == 1
-    assert kube.get("modeldeployment", "iris-inline", NAMESPACE)["spec"]["strategy"]["steps"][
-        3
-    ] == {"pause": {}}
+    stored_inline = kube.get("modeldeployment", "iris-inline", NAMESPACE)["spec"]
+    assert stored_inline["strategy"]["steps"][3] == {"pause": {}}
+    assert stored_inline["monitoring"]["checks"][0]["for"] == "2m"
 
 
 def test_model_version_spec_is_immutable(kube: Cluster) -> None:

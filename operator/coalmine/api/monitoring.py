@@ -18,11 +18,10 @@ from coalmine.api.base import (
     Message,
     cel,
     map_list,
-    parse_duration,
     validations,
 )
 from coalmine.api.counters import VariantCounters
-from coalmine.api.strategy import MAX_INTERVAL, MIN_INTERVAL, AnalysisMetric
+from coalmine.api.strategy import PROVIDER_BLOCK, AnalysisMetric, check_interval, interval_rules
 
 MONITORED = "ModelHealthy"
 """The condition monitoring sets: False while any check fires on any variant."""
@@ -38,11 +37,7 @@ class MonitoringCheck(AnalysisMetric):
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            cel(
-                "self.provider == 'builtin' ? has(self.builtin) && !has(self.prometheus)"
-                " : has(self.prometheus) && !has(self.builtin)",
-                "set exactly the block named by provider (builtin or prometheus)",
-            ),
+            PROVIDER_BLOCK,
             cel(
                 "!has(self.builtin) || !(self.builtin.metric in"
                 " ['agreement', 'predictionDelta', 'predictionShift'])",
@@ -81,18 +76,7 @@ class Webhook(ApiModel):
 class Monitoring(ApiModel):
     """Checks run on every serving variant, stable included, rollout or not."""
 
-    model_config = ConfigDict(
-        json_schema_extra=validations(
-            cel(
-                "duration(self.interval) >= duration('1s')",
-                "monitoring interval must be at least 1s",
-            ),
-            cel(
-                "duration(self.interval) <= duration('24h')",
-                "monitoring interval must be at most 24h",
-            ),
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=validations(*interval_rules("monitoring")))
 
     interval: Duration = "30s"
     """Time between measurements, and the window each one covers."""
@@ -105,10 +89,7 @@ class Monitoring(ApiModel):
 
     @model_validator(mode="after")
     def _valid_monitoring(self) -> Monitoring:
-        if parse_duration(self.interval) < MIN_INTERVAL:
-            raise ValueError("monitoring interval must be at least 1s")
-        if parse_duration(self.interval) > MAX_INTERVAL:
-            raise ValueError("monitoring interval must be at most 24h")
+        check_interval(self.interval, "monitoring")
         names = [c.name for c in self.checks or []]
         if len(names) != len(set(names)):
             raise ValueError("monitoring check names must be unique")

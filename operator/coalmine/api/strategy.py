@@ -103,16 +103,35 @@ class Threshold(ApiModel):
         return self
 
 
+PROVIDER_BLOCK = cel(
+    "self.provider == 'builtin' ? has(self.builtin) && !has(self.prometheus)"
+    " : has(self.prometheus) && !has(self.builtin)",
+    "set exactly the block named by provider (builtin or prometheus)",
+)
+
+
+def interval_rules(what: str) -> list[dict[str, str]]:
+    """CEL bounds of an `interval` field between MIN_INTERVAL and MAX_INTERVAL."""
+    return [
+        cel("duration(self.interval) >= duration('1s')", f"{what} interval must be at least 1s"),
+        cel("duration(self.interval) <= duration('24h')", f"{what} interval must be at most 24h"),
+    ]
+
+
+def check_interval(text: str, what: str) -> None:
+    """The Python side of `interval_rules`."""
+    if parse_duration(text) < MIN_INTERVAL:
+        raise ValueError(f"{what} interval must be at least 1s")
+    if parse_duration(text) > MAX_INTERVAL:
+        raise ValueError(f"{what} interval must be at most 24h")
+
+
 class AnalysisMetric(ApiModel):
     """One figure measured at every analysis interval and compared with its threshold."""
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            cel(
-                "self.provider == 'builtin' ? has(self.builtin) && !has(self.prometheus)"
-                " : has(self.prometheus) && !has(self.builtin)",
-                "set exactly the block named by provider (builtin or prometheus)",
-            )
+            PROVIDER_BLOCK,
         )
     )
 
@@ -140,14 +159,7 @@ class Analysis(ApiModel):
 
     model_config = ConfigDict(
         json_schema_extra=validations(
-            cel(
-                "duration(self.interval) >= duration('1s')",
-                "analysis interval must be at least 1s",
-            ),
-            cel(
-                "duration(self.interval) <= duration('24h')",
-                "analysis interval must be at most 24h",
-            ),
+            *interval_rules("analysis"),
             cel(
                 "self.failureLimit < self.count",
                 "analysis failureLimit must be less than count, or a canary failing every"
@@ -173,10 +185,7 @@ class Analysis(ApiModel):
 
     @model_validator(mode="after")
     def _valid_analysis(self) -> Analysis:
-        if parse_duration(self.interval) < MIN_INTERVAL:
-            raise ValueError("analysis interval must be at least 1s")
-        if parse_duration(self.interval) > MAX_INTERVAL:
-            raise ValueError("analysis interval must be at most 24h")
+        check_interval(self.interval, "analysis")
         if self.failure_limit >= self.count:
             raise ValueError(
                 "analysis failureLimit must be less than count, or a canary failing every"
