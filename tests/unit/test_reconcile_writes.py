@@ -10,7 +10,9 @@ from typing import Any, get_args
 
 import pytest
 
+from coalmine.api.counters import VariantCounters
 from coalmine.api.deployment import Traffic
+from coalmine.monitoring.decide import Notification
 from coalmine.reconcile import reconcile_deployment
 from coalmine.traffic import ROUTERS
 from tests.unit.recording_kube import RecordingKube, Write
@@ -204,3 +206,50 @@ def test_every_router_the_schema_admits_is_registered() -> None:
     admitted = get_args(Traffic.model_fields["router"].annotation)
     assert set(admitted) == set(ROUTERS)
     assert all(router.name == name for name, router in ROUTERS.items())
+
+
+def test_a_firing_check_calls_its_webhook_once_after_the_status_that_records_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The webhook goes after the status write (a crash in between loses the call, never
+    repeats it on a status that does not say it fired), with the Event; no call while the
+    check keeps firing."""
+    world = World()
+    world.edit(
+        monitoring={
+            "interval": "10s",
+            "checks": [
+                {
+                    "name": "ood",
+                    "provider": "builtin",
+                    "builtin": {"metric": "outOfDistribution"},
+                    "threshold": {"max": 0.05},
+                }
+            ],
+            "webhook": {"url": "http://hooks.ml:8080/"},
+        }
+    )
+    scrapes = iter(
+        VariantCounters(pods=2, input_rows=rows, out_of_range_rows=oor)
+        for rows, oor in [(100, 0), (200, 50), (300, 100), (400, 150)]
+    )
+    monkeypatch.setattr("coalmine.reconcile._scrape", lambda *_: next(scrapes))
+    calls: list[dict[str, Any]] = []
+
+    def send(notification: Notification) -> None:
+        calls.append(notification.body)
+        world.kube.writes.append(Write("webhook", "", notification.url, notification.body))
+
+    monkeypatch.setattr("coalmine.reconcile.send", send)
+    world.until("Healthy")  # no ready pod measured yet
+    world.reconcile(10)  # the first scrape: a baseline
+    writes = world.reconcile(10)  # 50 of 100 rows out of range: it fires
+    hook = next(i for i, w in enumerate(writes) if w.verb == "webhook")
+    status = next(i for i, w in enumerate(writes) if w.verb == "apply_status")
+    event = next(i for i, w in enumerate(writes) if w.kind == "Event")
+    assert status < event < hook
+    assert writes[status].body["status"]["monitoring"]["checks"][0]["state"] == "Firing"
+    assert [c["check"] for c in calls] == ["ood"]
+    world.reconcile(1)  # not due: no scrape, no call
+    world.reconcile(10)  # still firing: no second call
+    assert len(calls) == 1
