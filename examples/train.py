@@ -117,7 +117,10 @@ def main() -> None:
     for name, (model, note, accuracy, xtr) in models().items():
         path = out / f"{name}.skops"
         sio.dump(model, path)
-        manifests.append(modelversion(name, path, prefix, accuracy, note, xtr, args.namespace))
+        shares = prediction_shares(model, xtr) if name.startswith("iris-") else None
+        manifests.append(
+            modelversion(name, path, prefix, accuracy, note, xtr, args.namespace, shares)
+        )
         index[name] = manifests[-1]["spec"]["sha256"]
     corrupt = out / "iris-corrupt.skops"
     corrupt.write_bytes(b"this is not a model\n" * 64)
@@ -132,6 +135,13 @@ def main() -> None:
     print(f"wrote {len(manifests)} artifacts and {out / 'modelversions.yaml'}")
 
 
+def prediction_shares(model: Any, x: np.ndarray) -> dict[str, float]:
+    """The share of rows per predicted class on the training rows, keyed as the server
+    labels classes: what monitoring's predictionShift compares live predictions with."""
+    values, counts = np.unique(model.predict(x), return_counts=True)
+    return {str(v): round(float(c) / len(x), 6) for v, c in zip(values, counts, strict=True)}
+
+
 def modelversion(
     name: str,
     path: Path,
@@ -140,6 +150,7 @@ def modelversion(
     note: str,
     xtr: np.ndarray | None,
     namespace: str | None,
+    shares: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     family = name.split("-", 1)[0]
@@ -159,6 +170,8 @@ def modelversion(
         spec["metrics"] = {"accuracy": round(accuracy, 4)}
     if xtr is not None:
         spec["reference"] = reference(xtr, features)
+        if shares:
+            spec["reference"]["predictions"] = shares
     meta: dict[str, Any] = {"name": name, "annotations": {"coalmine.dev/description": note}}
     if namespace:
         meta["namespace"] = namespace

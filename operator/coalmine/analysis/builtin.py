@@ -118,6 +118,16 @@ def _prediction_shift(canary: VariantWindow, stable: VariantWindow) -> Figure:
     return Figure(total_variation(a, b), None, count)
 
 
+def shift_from_reference(w: VariantWindow, reference: Reference | None) -> Figure:
+    """Total variation distance between one variant's predicted classes and the shares its
+    ModelVersion recorded (reference.predictions): monitoring's predictionShift."""
+    count = int(sum(w.predictions.values()))
+    if reference is None or not reference.predictions:
+        why = "the ModelVersion records no reference.predictions to compare with"
+        return Figure(None, None, count, why if count else None)
+    return Figure(total_variation(w.predictions, reference.predictions), None, count)
+
+
 def _input_drift(
     canary: VariantWindow, stable: VariantWindow, reference: Reference | None
 ) -> Figure:

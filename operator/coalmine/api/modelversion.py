@@ -144,6 +144,16 @@ class Reference(ApiModel):
 
     features: list[FeatureReference] = Field(max_length=512, json_schema_extra=map_list("name"))
     """One histogram per input feature, keyed by name."""
+    predictions: (
+        dict[
+            Annotated[str, StringConstraints(max_length=253)],
+            Annotated[float, Field(ge=0, le=1)],
+        ]
+        | None
+    ) = Field(default=None, max_length=1000)
+    """Classifiers: the share of rows per predicted class on training or validation data,
+    keyed as the serving pods label classes (e.g. "0" or "setosa"). Monitoring's
+    predictionShift compares each variant's live predictions with it."""
 
     @model_validator(mode="after")
     def _unique_features(self) -> Reference:

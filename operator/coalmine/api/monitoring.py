@@ -25,8 +25,9 @@ from coalmine.api.strategy import PROVIDER_BLOCK, AnalysisMetric, check_interval
 
 MONITORED = "ModelHealthy"
 """The condition monitoring sets: False while any check fires on any variant."""
-COMPARATIVE = ("agreement", "predictionDelta", "predictionShift")
-"""Built-ins that compare a canary with stable: nothing to judge on one variant alone."""
+COMPARATIVE = ("agreement", "predictionDelta")
+"""Built-ins that compare a canary's answers with stable's: nothing to judge on one variant
+alone (predictionShift, on one variant, compares with the ModelVersion's reference)."""
 
 CheckState = Literal["Unknown", "Ok", "Pending", "Firing"]
 """No figure yet; within bounds; breaching for less than `for`; firing."""
@@ -39,9 +40,8 @@ class MonitoringCheck(AnalysisMetric):
         json_schema_extra=validations(
             PROVIDER_BLOCK,
             cel(
-                "!has(self.builtin) || !(self.builtin.metric in"
-                " ['agreement', 'predictionDelta', 'predictionShift'])",
-                "agreement, predictionDelta and predictionShift compare a canary with stable;"
+                "!has(self.builtin) || !(self.builtin.metric in ['agreement', 'predictionDelta'])",
+                "agreement and predictionDelta compare a canary's answers with stable's;"
                 " a monitoring check judges each variant alone",
                 fieldPath=".builtin.metric",
             ),
@@ -58,7 +58,7 @@ class MonitoringCheck(AnalysisMetric):
     def _one_variant(self) -> MonitoringCheck:
         if self.builtin is not None and self.builtin.metric in COMPARATIVE:
             raise ValueError(
-                "agreement, predictionDelta and predictionShift compare a canary with stable;"
+                "agreement and predictionDelta compare a canary's answers with stable's;"
                 " a monitoring check judges each variant alone"
             )
         return self

@@ -3,7 +3,8 @@
 Without `spec.monitoring.checks`, a ModelVersion that carries a reference gets the
 defaults below: they read only what every serving pod exports, hold for a minute
 before firing and five minutes before clearing, so noise does not flip them. A
-ModelVersion that states its training accuracy also gets an accuracy floor.
+reference that records prediction shares adds predictionShift, and a ModelVersion
+that states its training accuracy an accuracy floor.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ DEFAULT_INTERVAL = Monitoring().interval
 DEFAULT_MIN_SAMPLES = 100
 DEFAULT_FOR = "1m"
 DEFAULT_KEEP_FIRING_FOR = "5m"
+DEFAULT_SHIFT = 0.2
+"""Total variation from the recorded prediction shares that the default check allows."""
 ACCURACY_MARGIN = 0.1
 """How far live accuracy may fall below the ModelVersion's stated accuracy by default."""
 
@@ -51,6 +54,8 @@ def checks_for(md: ModelDeployment, version: ModelVersion | None) -> list[Monito
     if version is None or version.spec.reference is None:
         return []
     checks = [_builtin(name, threshold) for name, threshold in _DEFAULTS]
+    if version.spec.reference.predictions:
+        checks.append(_builtin("predictionShift", {"max": DEFAULT_SHIFT}))
     trained = (version.spec.metrics or {}).get("accuracy")
     if trained is not None and trained > ACCURACY_MARGIN:
         checks.append(_builtin("accuracy", {"min": round(trained - ACCURACY_MARGIN, 6)}))

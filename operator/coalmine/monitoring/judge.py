@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from coalmine.analysis.builtin import compute
+from coalmine.analysis.builtin import compute, shift_from_reference
 from coalmine.analysis.counters import VariantWindow
 from coalmine.analysis.verdict import broken_bound, num, prometheus_figure, range_text
 from coalmine.api.counters import VariantCounters
@@ -32,6 +32,7 @@ REASONS = {
     "outOfDistribution": reasons.OUT_OF_DISTRIBUTION,
     "accuracy": reasons.ACCURACY,
     "meanAbsoluteError": reasons.MEAN_ABSOLUTE_ERROR,
+    "predictionShift": reasons.PREDICTION_SHIFT,
 }
 
 
@@ -61,7 +62,10 @@ def judge(
     if check.builtin is not None:
         if window is None or window.baseline:
             return Reading("Inconclusive", None, f"{check.name}: window starts")
-        figure = compute(check.builtin.metric, window, NOTHING, reference)
+        if check.builtin.metric == "predictionShift":
+            figure = shift_from_reference(window, reference)
+        else:
+            figure = compute(check.builtin.metric, window, NOTHING, reference)
         if figure.missing is None and figure.sample_count < check.min_sample_count:
             why = f"too little traffic: {figure.sample_count} samples < {check.min_sample_count}"
             return Reading("Inconclusive", _finite(figure.value), f"{check.name}: {why}")

@@ -170,3 +170,46 @@ def test_measurements_are_due_once_per_interval() -> None:
     assert not monitoring_due(md, checks, T0 + timedelta(seconds=9))
     assert monitoring_due(md, checks, T0 + timedelta(seconds=10))
     assert not monitoring_due(md, [], T0 + timedelta(seconds=60))
+
+
+def test_prediction_shift_compares_with_the_shares_the_model_version_recorded() -> None:
+    mv = with_reference()
+    spec = mv.spec.model_validate(
+        {
+            **mv.spec.to_json(),
+            "reference": {
+                **mv.spec.to_json()["reference"],
+                "predictions": {"setosa": 0.5, "versicolor": 0.5},
+            },
+        }
+    )
+    recorded = mv.model_copy(update={"spec": spec})
+    md = watched(check("shift", "predictionShift", max=0.2))
+    checks = checks_for(md, recorded)
+    one_class = [counters(100), counters(200)]  # every prediction is setosa
+    result = None
+    for i, c in enumerate(one_class):
+        scrape = MonitoringScrape((VariantScrape("stable", "v1", "iris-v1", c),))
+        result = monitor(md, checks, scrape, {"iris-v1": recorded}, T0 + timedelta(seconds=10 * i))
+        md.status = ModelDeploymentStatus(monitoring=result.status)
+    assert result is not None
+    assert result.health is not None
+    assert (result.health.reason, result.health.message) == (
+        "PredictionShift",
+        "stable v1: shift 0.50 > max 0.20",
+    )
+    assert [c.name for c in checks_for(deployment("iris-v1"), recorded)] == [
+        "inputDrift",
+        "outOfDistribution",
+        "errorRate",
+        "predictionShift",
+    ]
+
+
+def test_prediction_shift_without_recorded_shares_is_an_error_not_a_breach() -> None:
+    md = watched(check("shift", "predictionShift", max=0.2))
+    result = run(md, [counters(100), counters(200)])
+    assert result.health is not None
+    assert result.health.status == "Unknown"
+    assert result.status is not None
+    assert "records no reference.predictions" in (result.status.checks[0].message or "")
