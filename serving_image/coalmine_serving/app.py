@@ -173,9 +173,7 @@ class App:
         process as reached on its local address ``host``. The predicted labels are kept
         under it for feedback, unless the client's id is not a string (echoed, not kept)."""
         if given is None or given == "":
-            id = self.ledger.ids.next(host)
-            self.ledger.store.put(id, outputs.labels(out), fresh=True)
-            return id
+            return self.ledger.answer(outputs.labels(out), host)
         if isinstance(given, str):
             self.ledger.store.put(given, outputs.labels(out))
         return given

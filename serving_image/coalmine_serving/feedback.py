@@ -8,15 +8,16 @@ feedback reaching another pod or worker can be forwarded to the one that holds t
 prediction.
 
 The store keeps the predicted labels (or values) of each answered request, oldest
-first, within a number of rows and an age. An id leaving it is remembered for as long
-as the store could hold it again: feedback for it is `LATE` (the truth came after the
-store had let the prediction go), for an id it never held `UNKNOWN`. Labelling an id
-twice counts the second as a `DUPLICATE`, so resending a body is safe.
+first, within a number of rows and an age. Feedback for an id that left it is `LATE`
+(the truth came after the store had let the prediction go), for an id it never held
+`UNKNOWN`. Labelling an id twice counts the second as a `DUPLICATE`, so resending a
+body is safe.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -63,28 +64,34 @@ class Invalid(ValueError):
 
 
 class Ids:
-    """Prediction ids of this process: ``{nonce}-{counter:x}@{host}:{port}``.
+    """Prediction ids of this process: ``{nonce}-{seq:x}@{host}:{port}``.
 
     The nonce is random per process, so a restarted pod reusing an address never matches
-    its predecessor's ids. The ``@host:port`` suffix is formatted once per local address.
+    its predecessor's ids. ``seq`` is the store's (`Store.add`); the ``@host:port`` suffix
+    is formatted once per local address.
     """
 
     def __init__(self, port: int, nonce: str | None = None) -> None:
         self.prefix = (nonce or secrets.token_hex(NONCE_BYTES)) + "-"
         self.port = port
-        self._seq = 0
         self._suffixes: dict[str, str] = {}
+        self._generated = re.compile(re.escape(self.prefix) + rf"([1-9a-f][0-9a-f]*)@.+:{port}")
 
-    def next(self, host: str) -> str:
-        """A new id for a request that arrived on the local address ``host``."""
+    def name(self, seq: int, host: str) -> str:
+        """The id of prediction ``seq``, answered on the local address ``host``."""
         suffix = self._suffixes.get(host)
         if suffix is None:
             suffix = self._suffixes[host] = f"@{_bracketed(host)}:{self.port}"
-        self._seq += 1
-        return f"{self.prefix}{self._seq:x}{suffix}"
+        return f"{self.prefix}{seq:x}{suffix}"
 
     def owns(self, id: str) -> bool:
         return id.startswith(self.prefix)
+
+    def seq(self, id: str) -> int | None:
+        """The ``seq`` of an id this process could have generated (whichever of its
+        addresses it names), else None."""
+        match = self._generated.fullmatch(id)
+        return None if match is None else int(match[1], 16)
 
 
 def _bracketed(host: str) -> str:
@@ -177,11 +184,25 @@ def _fits(value: Any, classifier: bool) -> bool:
     return isinstance(value, int | float) or (classifier and isinstance(value, str))
 
 
-class Store:
-    """Predictions by id, oldest first, within ``max_rows`` rows and ``max_age`` seconds.
+_LABELLED: Predictions = np.empty(0)
+"""A ring slot's predictions once labelled: no rows left, and feedback is a duplicate."""
 
-    Adding costs a dict insert; entries past their age leave when `expire` runs (before
-    feedback is looked up, and at a scrape), so the rows bound alone holds the memory.
+
+class Store:
+    """Predictions of answered requests, oldest first, within ``max_rows`` rows (shared by
+    both kinds of id, the older leaving first) and ``max_age`` seconds.
+
+    Generated ids are kept in a ring of ``max_rows`` slots indexed by their ``seq``, which
+    `add` issues: parallel lists of times and predictions, so keeping one (on every
+    answered request) is a few list assignments and creates no object the cyclic GC
+    tracks; a tuple per request, 100k alive, made its full collections walk them all
+    (benchmarks/README.md, "Feedback store cost"). Every seq up to `last` was kept, so
+    one before `first` is `LATE`, and a labelled slot stays `DUPLICATE` until overwritten.
+
+    Client-given ids, rarer, are kept by id in ordered dicts; an id leaving them is
+    remembered for as long as the store could hold it again. Entries past their age
+    leave when `expire` runs (before feedback is looked up, and at a scrape), so the rows
+    bound alone holds the memory.
     """
 
     def __init__(
@@ -190,63 +211,124 @@ class Store:
         self.max_rows = max_rows
         self.max_age = max_age
         self.rows = 0
+        self.first = 1
+        """The oldest seq kept (none when past `last`)."""
+        self.last = 0
+        """The newest seq issued."""
         self._clock = clock
+        self._slots = max_rows
+        self._times = [0.0] * max_rows
+        self._predictions: list[Predictions | None] = [None] * max_rows
+        """By seq % max_rows: kept predictions, `_LABELLED`, or None once they left."""
+        self._kept = 0
         self._live: OrderedDict[str, tuple[float, Predictions]] = OrderedDict()
         self._past: OrderedDict[str, bool] = OrderedDict()
-        """Ids no longer live: True when labelled, False when evicted first."""
+        """Client ids no longer live: True when labelled, False when evicted first."""
 
     def __len__(self) -> int:
-        return len(self._live)
+        return self._kept + len(self._live)
 
-    def put(self, id: str, predictions: Predictions, *, fresh: bool = False) -> None:
-        """Keep one answered request's predictions; a reused id replaces the older entry
-        (``fresh``: the id was just generated, none can be reused). On every answered
-        request: the eviction it may cause is written out, not called."""
-        live, past = self._live, self._past
-        if not fresh:
-            old = live.pop(id, None)
-            if old is not None:
-                self.rows -= len(old[1])
-            elif id in past:
-                del past[id]
-        live[id] = (self._clock(), predictions)
+    def __contains__(self, id: str) -> bool:
+        """Whether a client gave ``id`` (kept, or remembered as gone)."""
+        return id in self._live or id in self._past
+
+    def add(self, predictions: Predictions) -> int:
+        """Keep a request's predictions under a new seq (for a generated id), returned."""
+        seq = self.last = self.last + 1
+        if seq - self.first == self._slots:  # every slot taken: this one is the oldest's
+            self._evict_generated()
+        slot = seq % self._slots
+        self._times[slot] = self._clock()
+        self._predictions[slot] = predictions
+        self._kept += 1
         self.rows += len(predictions)
         while self.rows > self.max_rows:
-            gone, (_, evicted) = live.popitem(last=False)
-            self.rows -= len(evicted)
-            past[gone] = False
-            if len(past) > self.max_rows:
-                past.popitem(last=False)
+            self._evict()
+        return seq
+
+    def put(self, id: str, predictions: Predictions) -> None:
+        """Keep a request's predictions under the client's ``id``; a reused id replaces
+        the older entry."""
+        old = self._live.pop(id, None)
+        if old is not None:
+            self.rows -= len(old[1])
+        else:
+            self._past.pop(id, None)
+        self._live[id] = (self._clock(), predictions)
+        self.rows += len(predictions)
+        while self.rows > self.max_rows:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Let the oldest prediction of either kind go."""
+        live = self._live
+        if live and (
+            self.first > self.last
+            or next(iter(live.values()))[0] <= self._times[self.first % self._slots]
+        ):
+            self._evict_given()
+        else:
+            self._evict_generated()
+
+    def _evict_generated(self) -> None:
+        slot = self.first % self._slots
+        predictions = self._predictions[slot]
+        if predictions is not None and predictions is not _LABELLED:
+            self._predictions[slot] = None
+            self.rows -= len(predictions)
+            self._kept -= 1
+        self.first += 1
+
+    def _evict_given(self) -> None:
+        id, (_, predictions) = self._live.popitem(last=False)
+        self.rows -= len(predictions)
+        self._remember(id, False)
 
     def expire(self) -> None:
         """Let go of the predictions older than ``max_age``."""
         oldest = self._clock() - self.max_age
+        times, slots = self._times, self._slots
+        while self.first <= self.last and times[self.first % slots] < oldest:
+            self._evict_generated()
         live = self._live
         while live and next(iter(live.values()))[0] < oldest:
-            id, (_, predictions) = live.popitem(last=False)
-            self.rows -= len(predictions)
-            self._remember(id, False)
+            self._evict_given()
 
     def _remember(self, id: str, labelled: bool) -> None:
-        """An id leaves the store (never one it remembers already: `put` forgot it)."""
+        """A client id leaves the store (never one it remembers already: `put` forgot it)."""
         self._past[id] = labelled
         if len(self._past) > self.max_rows:
             self._past.popitem(last=False)
 
-    def find(self, id: str) -> Predictions | str:
-        """The predictions kept for ``id``, or why there are none: DUPLICATE, LATE, UNKNOWN."""
-        entry = self._live.get(id)
-        if entry is not None:
-            return entry[1]
-        past = self._past.get(id)
-        return UNKNOWN if past is None else DUPLICATE if past else LATE
+    def find(self, key: str | int) -> Predictions | str:
+        """The predictions kept under a client id or a seq, or why there are none:
+        DUPLICATE, LATE, UNKNOWN."""
+        if isinstance(key, str):
+            entry = self._live.get(key)
+            if entry is not None:
+                return entry[1]
+            past = self._past.get(key)
+            return UNKNOWN if past is None else DUPLICATE if past else LATE
+        if not 0 < key <= self.last:
+            return UNKNOWN
+        found = self._predictions[key % self._slots] if key > self.last - self._slots else None
+        return LATE if found is None else DUPLICATE if found is _LABELLED else found
 
-    def label(self, id: str) -> Predictions:
-        """Take the predictions of ``id`` out (it now holds a truth); KeyError if none."""
-        _, predictions = self._live.pop(id)
-        self.rows -= len(predictions)
-        self._remember(id, True)
-        return predictions
+    def label(self, key: str | int) -> Predictions:
+        """Take the predictions of a client id or a seq out (they now hold a truth);
+        KeyError if none are kept."""
+        if isinstance(key, str):
+            _, predictions = self._live.pop(key)
+            self.rows -= len(predictions)
+            self._remember(key, True)
+            return predictions
+        found = self.find(key)
+        if isinstance(found, str):
+            raise KeyError(key)
+        self._predictions[key % self._slots] = _LABELLED
+        self.rows -= len(found)
+        self._kept -= 1
+        return found
 
 
 @dataclass
@@ -341,6 +423,11 @@ class Ledger:
         self.ids = ids
         self.stats = Stats(classifier)
 
+    def answer(self, predictions: Predictions, host: str) -> str:
+        """A new id for a request answered on the local address ``host``, its predictions
+        kept under it."""
+        return self.ids.name(self.store.add(predictions), host)
+
     def plan(self, items: list[Item], local: str | None) -> Plan:
         """Split items between this process and the others their ids name (those ``near``
         the local address ``local``; None forwards nothing), and check the truths of the
@@ -354,7 +441,7 @@ class Ledger:
                 plan.remote.setdefault(where, []).append(item)
                 continue
             plan.local.append(item)
-            found = self.store.find(item.id)
+            found = self.store.find(self._key(item.id))
             if not isinstance(found, str) and len(found) != len(item.truth):
                 raise Invalid(
                     f"feedback[{item.index}].truth has {len(item.truth)} values for a"
@@ -368,10 +455,11 @@ class Ledger:
         predicted: list[Predictions] = []
         truths: list[Any] = []
         for item in items:
-            found = self.store.find(item.id)
+            key = self._key(item.id)
+            found = self.store.find(key)
             outcome = found if isinstance(found, str) else MATCHED
             if outcome == MATCHED:
-                predicted.append(self.store.label(item.id))
+                predicted.append(self.store.label(key))
                 truths.extend(item.truth)
             self.count(outcome, 1)
             counts.add(outcome, item.id)
@@ -380,6 +468,12 @@ class Ledger:
                 np.concatenate(predicted), truths, classifier=self.stats.classifier
             )
             self.stats.compared(result)
+
+    def _key(self, id: str) -> str | int:
+        """Where the store keeps ``id``'s prediction: under its seq when this process
+        generated it, under the id itself when a client gave it (even one of ours)."""
+        seq = self.ids.seq(id)
+        return id if seq is None or id in self.store else seq
 
     def count(self, outcome: str, items: int) -> None:
         self.stats.outcomes[outcome] += items

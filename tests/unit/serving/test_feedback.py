@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 
 import numpy as np
@@ -48,13 +49,25 @@ def send(book: Ledger, raw: bytes, local: str | None = "10.1.2.3") -> tuple[Coun
     return counts, plan
 
 
-def test_ids_name_the_process_and_count_up() -> None:
+def test_ids_name_the_process_and_its_seq() -> None:
     ids = Ids(8123, nonce="f00d")
-    first, second = ids.next("10.0.0.7"), ids.next("fd00::7")
+    first, second = ids.name(1, "10.0.0.7"), ids.name(0x1F, "fd00::7")
     assert first == "f00d-1@10.0.0.7:8123"
-    assert second == "f00d-2@[fd00::7]:8123"
+    assert second == "f00d-1f@[fd00::7]:8123"
     assert ids.owns(first)
     assert not Ids(8123).owns(first)  # another process (or a restart) has another nonce
+    assert (ids.seq(first), ids.seq(second)) == (1, 0x1F)
+    not_ours = (
+        "beef-1@10.0.0.7:8123",
+        "f00d-1@10.0.0.7:8124",
+        "f00d-01@10.0.0.7:8123",
+        "f00d-0@10.0.0.7:8123",
+        "f00d-1F@10.0.0.7:8123",
+        "f00d-1",
+        "f00d-x@h:8123",
+    )
+    for id in not_ours:
+        assert ids.seq(id) is None, id
     assert feedback.target(second) == ("fd00::7", 8123)
     for not_routable in ("client-7", "x@host:80", "x@10.0.0.1:0", "x@10.0.0.1:99999", "x@10.0.0.1"):
         assert feedback.target(not_routable) is None
@@ -100,6 +113,116 @@ def test_evicted_ids_are_remembered_only_as_long_as_the_store_could_hold_them() 
         book.store.put(f"p{i}", np.array([0]))
     assert book.store.find("p2") == LATE
     assert book.store.find("p0") == UNKNOWN  # beyond the memory of 2 ids
+
+
+def answered(book: Ledger, *rows: int) -> list[str]:
+    """Generated ids of requests answered with these numbers of rows (all predicting 0)."""
+    return [book.answer(np.zeros(n, dtype=np.int64), "10.1.2.3") for n in rows]
+
+
+def outcomes(book: Ledger, *ids: str) -> list[str]:
+    found = [book.store.find(book._key(i)) for i in ids]
+    return [f if isinstance(f, str) else MATCHED for f in found]
+
+
+def test_generated_ids_wrap_around_the_ring() -> None:
+    book = ledger(max_rows=3)
+    ids = answered(book, *[1] * 10)  # 10 requests through 3 slots
+    assert (len(book.store), book.store.rows, book.store.first, book.store.last) == (3, 3, 8, 10)
+    assert outcomes(book, *ids) == [LATE] * 7 + [MATCHED] * 3
+    counts, _ = send(book, body(*((i, 0) for i in ids[7:])))
+    assert (counts.matched, book.stats.rows, len(book.store), book.store.rows) == (3, 3, 0, 0)
+
+
+def test_the_rows_bound_holds_with_requests_of_many_rows() -> None:
+    book = ledger(max_rows=10)
+    a, b, c = answered(book, 4, 4, 4)  # 12 rows: a goes
+    assert (len(book.store), book.store.rows) == (2, 8)
+    (d,) = answered(book, 10)  # b and c go
+    assert (len(book.store), book.store.rows) == (1, 10)
+    (e,) = answered(book, 11)  # more than the bound: kept by nobody, d goes too
+    assert (len(book.store), book.store.rows) == (0, 0)
+    assert outcomes(book, a, b, c, d, e) == [LATE] * 5
+    (f,) = answered(book, 2)
+    assert outcomes(book, f) == [MATCHED]
+
+
+def test_late_unknown_and_duplicate_after_the_ring_wraps() -> None:
+    book = ledger(max_rows=4)
+    ids = answered(book, 1, 1, 1, 1)
+    send(book, body((ids[1], 0)))  # seq 2 labelled: its slot says so
+    ids += answered(book, 4)  # seq 5 takes the slot of 1, its rows push 2-4 out
+    assert outcomes(book, *ids) == [LATE, DUPLICATE, LATE, LATE, MATCHED]
+    ids += answered(book, 1)  # seq 6 takes the slot of 2, and pushes 5 out
+    assert outcomes(book, *ids) == [LATE] * 5 + [MATCHED]
+    issued_next = book.ids.name(book.store.last + 1, "10.1.2.3")
+    counts, _ = send(book, body((ids[0], 0), (ids[5], 0), (ids[5], 0), (issued_next, 0)))
+    assert (counts.matched, counts.duplicate, counts.late, counts.unknown) == (1, 1, 1, 1)
+    assert counts.unknown_ids == [ids[0], issued_next]
+    assert book.stats.outcomes[MATCHED] == 2
+
+
+def test_generated_predictions_older_than_the_age_are_late() -> None:
+    book = ledger(max_age=60)
+    clock = book.store._clock
+    assert isinstance(clock, Clock)
+    old, labelled = answered(book, 1, 1)
+    send(book, body((labelled, 0)))
+    clock.now += 30
+    (young,) = answered(book, 2)
+    clock.now += 31  # old and labelled are 61 s old, young 31 s
+    book.store.expire()
+    assert (len(book.store), book.store.rows, book.store.first) == (1, 2, 3)
+    assert outcomes(book, old, labelled, young) == [LATE, DUPLICATE, MATCHED]
+    clock.now += 30
+    book.store.expire()
+    assert (len(book.store), book.store.rows) == (0, 0)
+    assert outcomes(book, young) == [LATE]
+
+
+def test_an_id_of_another_nonce_or_port_is_unknown_even_with_a_kept_seq() -> None:
+    book = ledger()
+    (mine,) = answered(book, 1)
+    others = ["beef-1@10.1.2.3:4242", "abcd-1@10.1.2.3:4243"]
+    counts, plan = send(book, body(*((o, 0) for o in others)), local=None)
+    assert [i.id for i in plan.local] == others
+    assert (counts.unknown, counts.unknown_ids) == (2, others)
+    assert outcomes(book, mine, "abcd-1@127.0.0.1:4242") == [MATCHED, MATCHED]  # any address
+
+
+def test_client_and_generated_ids_share_the_rows_bound_oldest_first() -> None:
+    book = ledger(max_rows=4)
+    clock = book.store._clock
+    assert isinstance(clock, Clock)
+    (first,) = answered(book, 2)
+    clock.now += 1
+    book.store.put("client", np.zeros(2, dtype=np.int64))
+    clock.now += 1
+    (third,) = answered(book, 1)  # 5 rows: first goes
+    assert outcomes(book, first, "client", third) == [LATE, MATCHED, MATCHED]
+    answered(book, 2)  # 5 rows again: the client's goes
+    assert outcomes(book, "client", third) == [LATE, MATCHED]
+    assert (len(book.store), book.store.rows) == (2, 3)
+
+
+def test_a_client_id_that_looks_generated_is_kept_under_the_id() -> None:
+    book = ledger()
+    (mine,) = answered(book, 1)
+    book.store.put(mine, np.zeros(2, dtype=np.int64))  # a client sent our id as its own
+    counts, _ = send(book, body((mine, [0, 0])))
+    assert (counts.matched, book.stats.rows) == (1, 2)
+
+
+def test_keeping_generated_predictions_creates_no_object_the_gc_tracks() -> None:
+    book = ledger(max_rows=1000)
+    predictions = np.zeros(1, dtype=np.int64)
+    for _ in range(2000):  # fill the ring and wrap it once
+        book.store.add(predictions)
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(5000):
+        book.store.add(predictions)
+    assert len(gc.get_objects()) - before < 10
 
 
 def test_a_second_truth_for_an_id_is_a_duplicate_and_counted_once() -> None:
@@ -186,8 +309,7 @@ def test_too_many_items_are_refused() -> None:
 
 def test_ids_of_other_processes_are_planned_per_target_and_never_when_forwarded() -> None:
     book = ledger()
-    mine = book.ids.next("10.1.2.3")
-    book.store.put(mine, np.array([1]))
+    mine = book.answer(np.array([1]), "10.1.2.3")
     raw = body((mine, 1), ("beef-1@10.1.9.9:5000", 1), ("beef-2@10.1.9.9:5000", 0),
                ("cafe-1@10.1.9.8:5000", 1), ("far-1@192.168.0.1:5000", 1))  # fmt: skip
     counts, plan = send(book, raw)
