@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,3 +150,13 @@ def run_to_exit(args: Sequence[str], env: Mapping[str, str] | None = None) -> tu
         check=False,
     )
     return result.returncode, result.stderr
+
+
+def eventually(check: Callable[[], bool], what: str, deadline: float = 20.0) -> None:
+    """Poll `check` until it holds; fail naming `what` after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {deadline}s: {what}")

@@ -4,9 +4,8 @@ server, or another worker of the same one) that answered the prediction."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from tests.serving.conftest import Artifacts
 from tests.serving.grpc_v2 import infer, to_proto
 from tests.support.metrics import parse, total
 
-DEADLINE = 20.0
 FEEDBACK = "/v2/models/{}/feedback"
 
 
@@ -58,15 +56,6 @@ def json_header(answer: requests.Response) -> Any:
 
 def port_of(id: str) -> int:
     return int(id.rpartition(":")[2])
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {DEADLINE}s: {what}")
 
 
 def test_every_answer_carries_an_id_the_clients_or_one_naming_the_process(
@@ -284,7 +273,7 @@ def test_workers_of_one_server_forward_feedback_to_each_other(artifacts: Artifac
             )
             return len(by_port) == 2
 
-        eventually(both_answered, "both workers answered a prediction")
+        srv.eventually(both_answered, "both workers answered a prediction")
         items = [item for answered in by_port.values() for item in answered]
         answer = send(server, "lr", *items)  # one connection: one worker receives them all
         assert answer.status_code == 200, answer.text

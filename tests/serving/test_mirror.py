@@ -7,8 +7,7 @@ import copy
 import http.server
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import joblib
@@ -21,8 +20,6 @@ from tests.serving.conftest import Artifacts
 from tests.serving.grpc_v2 import infer, to_proto
 from tests.serving.models import SwappedLabels
 from tests.support.metrics import parse, total
-
-DEADLINE = 20.0
 
 
 def mirror_file(
@@ -57,15 +54,6 @@ def canary_server(uri: str, *extra: str) -> srv.Server:
 
 def metric(server: srv.Server, name: str, **labels: str) -> float:
     return total(parse(server.get("/metrics").text), name, **labels)
-
-
-def eventually(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {DEADLINE}s: {what}")
 
 
 def send(server: srv.Server, x: np.ndarray, requests: int, rows: int = 3) -> int:
@@ -106,7 +94,7 @@ def test_every_row_of_a_same_model_canary_agrees(artifacts: Artifacts, config: P
     stable = stable_server(artifacts, config)
     try:
         rows = send(stable, artifacts.x, 40)
-        eventually(
+        srv.eventually(
             lambda: metric(stable, "coalmine_mirror_compared_rows_total", canary="v2") == rows,
             f"{rows} rows compared",
         )
@@ -131,7 +119,7 @@ def test_a_label_swapping_canary_disagrees_on_every_row_and_shows_examples(
     stable = stable_server(artifacts, config)
     try:
         rows = send(stable, artifacts.x, 30)
-        eventually(
+        srv.eventually(
             lambda: metric(stable, "coalmine_mirror_compared_rows_total") == rows, "rows compared"
         )
         assert metric(stable, "coalmine_mirror_agreeing_rows_total") == 0
@@ -153,7 +141,7 @@ def test_a_label_swapping_canary_disagrees_on_every_row_and_shows_examples(
         assert sum(confusion.values()) == rows
         assert set(confusion) <= {("0", "1"), ("1", "0")}
         mirror_file(config, canary.port, 100, examples=False)  # privacy: the examples go
-        eventually(
+        srv.eventually(
             lambda: stable.get("/v2/models/lr/mirror").json()["examples"] == [], "examples cleared"
         )
     finally:
@@ -191,17 +179,17 @@ def test_a_canary_answering_500_or_gone_fails_no_client_request(
     stable = stable_server(artifacts, config)
     try:
         send(stable, artifacts.x, 20)  # asserts every client answer is a 200 from v1
-        eventually(
+        srv.eventually(
             lambda: metric(stable, "coalmine_mirror_requests_total", outcome="error") == 20,
             "20 mirrored requests answered 500",
         )
         mirror_file(config, srv.free_port(), 100, canary="v3")  # nobody listens there
-        eventually(
+        srv.eventually(
             lambda: stable.get("/v2/models/lr/mirror").json()["target"]["canary"] == "v3",
             "retargeted",
         )
         send(stable, artifacts.x, 20)
-        eventually(
+        srv.eventually(
             lambda: (
                 metric(stable, "coalmine_mirror_requests_total", canary="v3", outcome="unreachable")
                 == 20
@@ -224,11 +212,11 @@ def test_a_share_mirrors_about_that_share_and_no_file_mirrors_nothing(
         assert stable.get("/v2/models/lr/mirror").json()["target"] is None
         assert metric(stable, "coalmine_mirror_requests_total") == 0
         mirror_file(config, canary.port, 20)
-        eventually(
+        srv.eventually(
             lambda: stable.get("/v2/models/lr/mirror").json()["target"] is not None, "target read"
         )
         send(stable, artifacts.x, 400, rows=1)
-        eventually(
+        srv.eventually(
             lambda: (
                 metric(stable, "coalmine_mirror_requests_total", outcome="compared")
                 == metric(stable, "coalmine_mirror_compared_rows_total")
@@ -259,7 +247,7 @@ def test_a_regressor_off_by_a_constant_shows_that_constant_as_its_delta(
     try:
         x = np.random.default_rng(0).normal(size=(64, 4))
         rows = send(stable, x, 20)
-        eventually(
+        srv.eventually(
             lambda: metric(stable, "coalmine_mirror_compared_rows_total") == rows, "rows compared"
         )
         series = parse(stable.get("/metrics").text)
@@ -281,12 +269,14 @@ def test_grpc_requests_are_copied_too(artifacts: Artifacts, config: Path) -> Non
         {"COALMINE_MODEL_VERSION": "v1", "COALMINE_VARIANT": "stable"},
     )
     try:
-        eventually(lambda: stable.get("/v2/models/lr/mirror").json()["target"] is not None, "read")
+        srv.eventually(
+            lambda: stable.get("/v2/models/lr/mirror").json()["target"] is not None, "read"
+        )
         rows = artifacts.x[:5]
         tensor = {"name": "x", "shape": [5, 20], "datatype": "FP64", "data": rows.ravel().tolist()}
         for _ in range(10):
             infer(stable, to_proto({"inputs": [tensor]}, "lr"))
-        eventually(
+        srv.eventually(
             lambda: metric(stable, "coalmine_mirror_compared_rows_total") == 50, "50 rows compared"
         )
         assert metric(stable, "coalmine_mirror_agreeing_rows_total") == 50
