@@ -2,8 +2,8 @@
 
 Only inference endpoints are counted in the request metrics, so probes and
 scrapes never dilute the error rate the operator computes. Under overload an
-inference request is refused with a 503 and Retry-After before it is even
-decoded (batching.py says when); probes keep answering, so overload never turns
+inference request is refused with a 503 and Retry-After as soon as its headers
+are in, before its body is read (``gate``; batching.py says when); probes keep answering, so overload never turns
 a pod unready: docs/serving.md says why.
 """
 
@@ -189,6 +189,27 @@ class App:
             self.metrics.mirrored(status)
         else:
             self.metrics.request(protocol, status, time.perf_counter() - started)
+
+    def gate(self, method: bytes, path: bytes, mirrored: bool) -> Overloaded | None:
+        """Refuse an inference request before its body is read (http.Gate), counted as
+        answered 503 at once; None for any other request, or while within the budget."""
+        if method != b"POST":
+            return None
+        if path in self._v2_infer:
+            protocol = "v2"
+        elif path == self._v1_predict:
+            protocol = "v1"
+        else:
+            return None
+        try:
+            self.admit()
+        except Overloaded as exc:
+            if mirrored:
+                self.metrics.mirrored(exc.status)
+            else:
+                self.metrics.request(protocol, exc.status, 0.0)
+            return exc
+        return None
 
     def admit(self) -> None:
         """Refuse (`Overloaded`) when either batcher's queued work outlasts the budget."""

@@ -4,6 +4,11 @@ Each connection handles one request at a time in arrival order (pipelined
 requests queue behind it), which keeps responses ordered without a task per
 request. Handlers answer through a callback, synchronously or later, so the
 inference path never creates a coroutine.
+
+Under overload a refusal must cost far less than an answer, or refusing alone
+fills the core (issue 15). So a ``Gate`` is asked as soon as a request's headers
+are in: when it refuses, the body is skipped as it arrives, never kept or
+joined, and the 503 goes out when the request ends, without a handler call.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Protocol, cast
 
 import httptools
 import orjson
+
+from coalmine_serving.errors import Overloaded
 
 
 class Respond(Protocol):
@@ -32,6 +39,9 @@ class Respond(Protocol):
 
 
 Handler = Callable[["Request", Respond], None]
+Gate = Callable[[bytes, bytes, bool], Overloaded | None]
+"""Asked with a request's method, path and whether it was mirrored once its headers are in:
+a refusal (the gate counts it), or None to read the body and hand the request on."""
 
 REASONS = {
     200: b"OK",
@@ -96,6 +106,7 @@ class HttpProtocol(asyncio.Protocol):
         "_conns",
         "_current",
         "_forwarded",
+        "_gate",
         "_handler",
         "_inference_header",
         "_local",
@@ -103,14 +114,23 @@ class HttpProtocol(asyncio.Protocol):
         "_mirrored",
         "_parser",
         "_pending",
+        "_refusal",
         "_size",
         "_transport",
         "_url",
         "busy",
     )
 
-    def __init__(self, handler: Handler, connections: Connections, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        connections: Connections,
+        max_body_bytes: int,
+        gate: Gate | None = None,
+    ) -> None:
         self._handler = handler
+        self._gate = gate
+        self._refusal: Overloaded | None = None
         self._conns = connections
         self._max_body = max_body_bytes
         self._parser = httptools.HttpRequestParser(self)
@@ -162,6 +182,7 @@ class HttpProtocol(asyncio.Protocol):
         self._inference_header = None
         self._mirrored = False
         self._forwarded = False
+        self._refusal = None
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -177,13 +198,31 @@ class HttpProtocol(asyncio.Protocol):
         elif lower == FORWARDED_HEADER:
             self._forwarded = True
 
+    def on_headers_complete(self) -> None:
+        if self._gate is not None and not self.busy:  # pipelined requests answer in order
+            path = self._url.split(b"?", 1)[0]
+            self._refusal = self._gate(self._parser.get_method(), path, self._mirrored)
+
     def on_body(self, body: bytes) -> None:
+        if self._refusal is not None:
+            return
         self._body.append(body)
         self._size += len(body)
         if self._size > self._max_body:
             self._too_large()
 
     def on_message_complete(self) -> None:
+        refusal = self._refusal
+        if refusal is not None:
+            self._refusal = None
+            self._write(
+                refusal.status,
+                error_body(refusal.message),
+                JSON,
+                self._parser.should_keep_alive(),
+                retry_after=refusal.retry_after,
+            )
+            return
         path = self._url.split(b"?", 1)[0]
         request = Request(
             self._parser.get_method(),
