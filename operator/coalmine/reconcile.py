@@ -245,6 +245,7 @@ def apply(kube: Kube, seen: Seen, decision: Plan) -> Applied:
         mirror=intent.mirror,
         stable_pods=obs.stable.replicas if obs.stable is not None else None,
         canary_ready=obs.canary.ready_replicas if obs.canary is not None else 0,
+        stable_floor=intent.stable_floor,
     )
     routed = _apply_traffic(kube, router, traffic.objects)
     # The stable pods copy shadow traffic whatever the router (resources/mirror.py).

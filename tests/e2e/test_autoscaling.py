@@ -278,6 +278,8 @@ def a_rollout_keeps_the_canary_share_and_promotes(
     """Stable pods when the canary first took a share: the HPA's floor from then on (while
     the canary warms at weight 0 the HPA may still scale stable to the rollout's load)."""
     promoted_with: list[int] = []
+    held: list[int] = []
+    """status.stableFloor as the rollout ended: the HPA's floor for its scale-down window."""
 
     def note(st: dict[str, Any]) -> None:
         canary = st.get("canary") or {}
@@ -289,6 +291,7 @@ def a_rollout_keeps_the_canary_share_and_promotes(
             shared_with.append(desired)
         if promoted_to("iris-v2b")(st) and not promoted_with:
             promoted_with.append(desired)
+            held.append(st.get("stableFloor") or 0)
 
     out = autoscaled.change("iris-v2b", strategy(), promoted_to("iris-v2b"), during=note,
                             timeout=480)  # fmt: skip
@@ -317,3 +320,5 @@ def a_rollout_keeps_the_canary_share_and_promotes(
     assert out.md["status"]["stable"]["modelVersion"] == "iris-v2b"
     print(f"stable pods: {shared_with} at the first share, {promoted_with} when promoted")
     assert promoted_with[0] >= shared_with[0], "the promotion left stable under-scaled"
+    print(f"held after it (status.stableFloor): {held}")
+    assert held[0] >= shared_with[0], "the HPA's floor went with the rollout"

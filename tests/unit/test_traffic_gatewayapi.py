@@ -87,6 +87,9 @@ def test_while_the_canary_takes_a_share_the_hpa_cannot_shrink_stable() -> None:
         for w in (0, 25, 50, 100)
     ]
     assert floors == [1, 5, 5, 5]
+    ended = gateway_route(auto, canary_running=False, weight=0, mirror=0, stable_pods=5,
+                          stable_floor=5)  # fmt: skip
+    assert hpa_floor(ended.objects) == 5, "after a rollout the held floor stays (stableFloor)"
 
 
 @pytest.mark.parametrize(("weight", "mirror", "pods"), [(0, 100, 4), (10, 50, 2), (50, 10, 2)])

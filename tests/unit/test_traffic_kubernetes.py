@@ -146,3 +146,18 @@ def test_a_shadow_step_sizes_the_canary_for_its_copies_but_keeps_clients_on_stab
     assert plan.canary_share == 0
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
     assert KubernetesRouter().canary_size(md(replicas=4), 0, 4, mirror) == pods
+
+
+def test_after_a_rollout_the_held_floor_keeps_stable_from_shrinking() -> None:
+    """Intent.stable_floor (status.stableFloor) holds the HPA's floor once the rollout ended,
+    and the higher floor wins while a new rollout holds one too."""
+    auto = md(replicas=None, autoscaling={"minReplicas": 1, "maxReplicas": 8})
+    ended = route(auto, canary_running=False, weight=0, stable_pods=5, canary_ready=0,
+                  stable_floor=5)  # fmt: skip
+    assert hpa_floor(ended.objects) == 5
+    again = route(auto, canary_running=True, weight=50, stable_pods=6, canary_ready=0,
+                  stable_floor=5)  # fmt: skip
+    assert hpa_floor(again.objects) == 6
+    capped = route(auto, canary_running=False, weight=0, stable_pods=5, canary_ready=0,
+                   stable_floor=12)  # fmt: skip
+    assert hpa_floor(capped.objects) == 8  # never above maxReplicas

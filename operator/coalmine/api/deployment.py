@@ -550,6 +550,13 @@ class ModelDeploymentStatus(ApiModel):
     """The pin of abortedRevision: while the spec asks for exactly it, nothing starts."""
     canary_scale_down_at: AwareDatetime | None = None
     """When the canary pods of a finished rollout may go."""
+    stable_floor: Counter | None = None
+    """Stable pods the HPA keeps at least, until stableFloorUntil: the pods that served as
+    the last rollout ended. The HPA's scale-down window remembers readings taken while the
+    canary shared the load (or, during a promotion, while stable sat idle); released at once,
+    it would scale stable in just as every client comes back to it."""
+    stable_floor_until: AwareDatetime | None = None
+    """When stableFloor ends: the rollout's end plus the HPA's scale-down window."""
     handled_commands: dict[Annotated[str, StringConstraints(max_length=63)], str] = Field(
         default_factory=dict, max_length=8
     )

@@ -27,6 +27,8 @@ class Intent:
     """What the stable Deployment is built from (None: from the live spec, for statuses
     written before pins)."""
     canary_pin: Pin | None = None
+    stable_floor: int | None = None
+    """Fewest stable pods the HPA may leave after a rollout ended (status.stableFloor)."""
 
     @classmethod
     def of(
@@ -36,6 +38,7 @@ class Intent:
         weight: int,
         mirror: int,
         zero: bool,
+        stable_floor: int | None = None,
     ) -> Intent:
         return cls(
             stable.model_version if stable else None,
@@ -45,6 +48,7 @@ class Intent:
             zero,
             stable.pin if stable else None,
             canary.pin if canary else None,
+            stable_floor,
         )
 
 

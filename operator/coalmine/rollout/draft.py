@@ -32,6 +32,8 @@ from coalmine.rollout.schedule import counted_from
 DEFAULTS = RolloutStrategySpec()
 """Limits used when the strategy cannot be read (e.g. the delay after a rollback)."""
 
+HPA_SCALE_DOWN_WINDOW = 300
+"""Kubernetes' default scale-down stabilization window, in seconds."""
 HistoryOutcome = Literal["Promoted", "RolledBack", "Aborted", "Superseded"]
 MESSAGE_LIMIT = 4096
 """Longest status message the CRD accepts; termination messages can be that long alone."""
@@ -208,3 +210,10 @@ class Draft:
         st.step_ready_at = None
         st.analysis_run = None
         st.canary_scale_down_at = self.now + timedelta(seconds=scale_down_after)
+        autoscaling, stable = self.md.spec.autoscaling, self.obs.stable
+        if autoscaling is not None and stable is not None and stable.replicas:
+            window = autoscaling.scale_down_stabilization_seconds
+            st.stable_floor = stable.replicas
+            st.stable_floor_until = self.now + timedelta(
+                seconds=HPA_SCALE_DOWN_WINDOW if window is None else window
+            )

@@ -36,6 +36,7 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
     decide(d)
     d.note_approval()
     _retire_canary(d)
+    _release_floor(d)
     for name in sorted(d.commands):
         d.emit(
             "Normal", reasons.COMMAND_IGNORED, f"{name}: nothing to do in phase {d.status.phase}"
@@ -105,6 +106,16 @@ def _retire_canary(d: Draft) -> None:
     st.canary_scale_down_at = None
 
 
+def _release_floor(d: Draft) -> None:
+    """The HPA's floor after a rollout goes once its scale-down window has passed, or at once
+    when autoscaling is off."""
+    st = d.status
+    if st.stable_floor_until is None:
+        return
+    if d.md.spec.autoscaling is None or d.now >= st.stable_floor_until:
+        st.stable_floor = st.stable_floor_until = None
+
+
 def _set_weights_and_readiness(d: Draft) -> None:
     st, obs = d.status, d.obs
     if st.stable is not None:
@@ -130,13 +141,14 @@ def _intent(d: Draft) -> Intent:
     st = d.status
     canary = st.canary
     stable = st.stable
+    floor = st.stable_floor
     if canary is None:
-        return Intent.of(stable, None, 0, 0, False)
+        return Intent.of(stable, None, 0, 0, False, floor)
     if d.in_rollout and canary.weight == 100 and _steps_done(d):
         stable = canary  # promoting: the stable Deployment takes the new revision
     retired = st.canary_scale_down_at is not None and d.now >= st.canary_scale_down_at
     zero = not d.in_rollout and retired
-    return Intent.of(stable, canary, canary.weight, canary.mirror or 0, zero)
+    return Intent.of(stable, canary, canary.weight, canary.mirror or 0, zero, floor)
 
 
 def _steps_done(d: Draft) -> bool:

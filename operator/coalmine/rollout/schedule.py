@@ -91,8 +91,9 @@ def requeue_after(
     The canary's readiness deadline runs from `watching_since` at the earliest, as the
     walk counts it (Observation.watching_since)."""
     times = []
-    if status.canary_scale_down_at is not None and status.canary_scale_down_at > now:
-        times.append(status.canary_scale_down_at)
+    for at in (status.canary_scale_down_at, status.stable_floor_until):
+        if at is not None and at > now:
+            times.append(at)
     if status.current_step_index is not None and status.rollout_started_at is not None:
         if status.step_started_at is None and strategy is not None:
             deadline = timedelta(seconds=strategy.progress_deadline_seconds)

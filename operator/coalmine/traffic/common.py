@@ -33,7 +33,10 @@ def base_replicas(md: ModelDeployment, stable_pods: int | None) -> int:
 
 
 def services(
-    md: ModelDeployment, client_variant: Variant | None, floor: int | None = None
+    md: ModelDeployment,
+    client_variant: Variant | None,
+    floor: int | None = None,
+    stable_floor: int | None = None,
 ) -> list[Manifest]:
     """The client Service (selecting `client_variant`, or both when None), the
     per-variant Services and the HPA, whose minReplicas `floor` raises.
@@ -43,12 +46,14 @@ def services(
     there are, so the HPA may add pods but not take any away until the rollout ends. A
     rollback sends everything back to stable at once and must find it at full size, the
     canary is sized from it, and during a promotion (the canary alone serving) stable must
-    not shrink under what will serve again once it takes the new version."""
+    not shrink under what will serve again once it takes the new version. After the rollout
+    `stable_floor` (Intent.stable_floor) holds it for the HPA's scale-down window."""
     client = build_service(md)
     if client_variant is not None:
         client["spec"]["selector"][VARIANT_LABEL] = client_variant
     objects = [client, build_service(md, "stable"), build_service(md, "canary")]
-    hpa = build_hpa(md, floor)
+    held = [f for f in (floor, stable_floor) if f is not None]
+    hpa = build_hpa(md, max(held) if held else None)
     if hpa is not None:
         objects.append(hpa)
     return objects

@@ -31,18 +31,24 @@ def canary_size(md: ModelDeployment, share: int, stable_pods: int | None) -> int
 
 
 def route(
-    md: ModelDeployment, canary_running: bool, weight: int, mirror: int, stable_pods: int | None
+    md: ModelDeployment,
+    canary_running: bool,
+    weight: int,
+    mirror: int,
+    stable_pods: int | None,
+    stable_floor: int | None = None,
 ) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent, sized also for the stable
     pods' copies of `mirror` percent of requests, beside `stable_pods` (the stable
-    Deployment's current count; None before it exists)."""
+    Deployment's current count; None before it exists), with the HPA's floor after a rollout
+    held at `stable_floor` (Intent.stable_floor)."""
     base = base_replicas(md, stable_pods)
     canary = canary_size(md, max(weight, mirror), stable_pods) if canary_running else 0
     share = weight if canary_running else 0
     if share >= 100:
-        objects = services(md, "canary", floor=canary)
+        objects = services(md, "canary", canary, stable_floor)
     else:
-        objects = services(md, "stable", floor=base if share > 0 else None)
+        objects = services(md, "stable", base if share > 0 else None, stable_floor)
     objects.append(build_httproute(md, share if canary_running else None))
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
 
@@ -93,8 +99,9 @@ class GatewayAPIRouter:
         mirror: int,
         stable_pods: int | None,
         canary_ready: int,
+        stable_floor: int | None = None,
     ) -> TrafficPlan:
-        return route(md, canary_running, weight, mirror, stable_pods)
+        return route(md, canary_running, weight, mirror, stable_pods, stable_floor)
 
     def canary_size(
         self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0

@@ -51,6 +51,7 @@ def route(
     stable_pods: int | None,
     canary_ready: int,
     mirror: int = 0,
+    stable_floor: int | None = None,
 ) -> TrafficPlan:
     """Objects and replica counts for a canary at `weight` percent, beside `stable_pods`
     (the stable Deployment's current count; None before it exists), sized also for the
@@ -60,19 +61,20 @@ def route(
     before it takes any traffic. At 100 the Service selects the canary alone only once
     `canary_ready` pods (its ready count now) are as many as it is sized for: until then
     both serve, as in between, so a promotion never lands the whole load on a canary
-    still starting the pods it needs for it.
+    still starting the pods it needs for it. `stable_floor` holds the HPA's floor after a
+    rollout (Intent.stable_floor).
     """
     base = base_replicas(md, stable_pods)
     canary = canary_size(md, weight, stable_pods, mirror) if canary_running else 0
     if not canary_running or weight <= 0:
-        objects, share = services(md, "stable"), 0
+        objects, share = services(md, "stable", stable_floor=stable_floor), 0
     elif weight >= 100 and canary_ready >= canary:
-        objects, share = services(md, "canary", floor=canary), 100
+        objects, share = services(md, "canary", canary, stable_floor), 100
     elif weight >= 100:
-        objects = services(md, None, floor=canary)
+        objects = services(md, None, canary, stable_floor)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     else:
-        objects = services(md, None, floor=base)
+        objects = services(md, None, base, stable_floor)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
 
@@ -90,8 +92,9 @@ class KubernetesRouter:
         mirror: int,
         stable_pods: int | None,
         canary_ready: int,
+        stable_floor: int | None = None,
     ) -> TrafficPlan:
-        return route(md, canary_running, weight, stable_pods, canary_ready, mirror)
+        return route(md, canary_running, weight, stable_pods, canary_ready, mirror, stable_floor)
 
     def canary_size(
         self, md: ModelDeployment, weight: int, stable_pods: int | None, mirror: int = 0

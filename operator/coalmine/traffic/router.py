@@ -36,11 +36,13 @@ class Router(Protocol):
         mirror: int,
         stable_pods: int | None,
         canary_ready: int,
+        stable_floor: int | None = None,
     ) -> TrafficPlan:
         """Objects and replica counts for a canary at `weight` percent, sized also for the
         stable pods' copies of `mirror` percent of requests, beside `stable_pods` (the
         stable Deployment's count now; None before it exists) and `canary_ready` ready
-        canary pods. No router copies requests itself: the stable pods do."""
+        canary pods, with the HPA's floor at `stable_floor` at least (after a rollout, for
+        its scale-down window). No router copies requests itself: the stable pods do."""
         ...
 
     def canary_size(

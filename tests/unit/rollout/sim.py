@@ -178,6 +178,8 @@ class Sim:
     canary_on: tuple[str, str] | None = None
     canary_pods: tuple[int, int] | None = None
     """(desired, ready) pods of the canary Deployment, when not one ready pod (or none)."""
+    stable_pods: int = 1
+    """Pods of the stable Deployment, all ready (under an HPA: the count it set)."""
     watching_since: datetime | None = None
     """When the operator began to act (its lease, its start); None: always could."""
     plans: list[Plan] = field(default_factory=list)
@@ -209,7 +211,9 @@ class Sim:
         target = self.versions.get(self.target)
         stable = None
         if self.stable_on:
-            stable = running(self.stable_on[0], template_hash=self.stable_on[1])
+            stable = running(
+                self.stable_on[0], template_hash=self.stable_on[1], replicas=self.stable_pods
+            )
         canary = None
         if self.canary_on:
             canary = running(
