@@ -186,3 +186,15 @@ def test_the_monitoring_panel_shows_each_check_its_figure_and_since_when() -> No
 
 def test_no_monitoring_no_panel() -> None:
     assert "monitoring" not in render(md({"phase": "Healthy"}), None, [])
+
+
+def test_the_hpa_floor_held_after_a_rollout_is_shown_with_its_end() -> None:
+    status = {
+        "phase": "Healthy",
+        "stable": {"modelVersion": "iris-v2", "version": "v2", "revision": 2, "weight": 100},
+        "stableFloor": 4,
+        "stableFloorUntil": "2026-11-27T12:05:00Z",
+    }
+    out = render(md(status), STEPS, [])
+    assert "hpa     holds at least 4 stable pods until 12:05:00" in out
+    assert "hpa " not in render(md({**status, "stableFloor": None}), STEPS, [])

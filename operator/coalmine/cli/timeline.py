@@ -37,6 +37,11 @@ def render(
     lines.append(f"  stable  {variant_line(st.stable) if st.stable else '-'}")
     if st.canary is not None:
         lines.append(f"  canary  {variant_line(st.canary)}")
+    if st.stable_floor is not None and st.stable_floor_until is not None:
+        lines.append(
+            f"  hpa     holds at least {st.stable_floor} stable pods until"
+            f" {_clock(st.stable_floor_until)} (the rollout's end plus its scale-down window)"
+        )
     if st.url:
         lines.append(f"  url     {st.url}")
     if strategy is not None and strategy.steps:
