@@ -75,6 +75,7 @@ VENVS: dict[str, list[str]] = {
         "onnxruntime",
         "httptools",
         "orjson",
+        "pandas",
         "uvloop",
         "prometheus-client",
         "boto3",
@@ -103,6 +104,12 @@ class Point:
     non_2xx: int
     socket_errors: int
     protocol: str = "rest"
+    waited_ms_per_s: float = 0.0
+    """How long the server's main thread was runnable but not running (on the run
+    queue of CPU 0 behind other work), in ms per second: what a one-client p99 shows
+    of the machine rather than of the server."""
+    load: float = 0.0
+    """The 1-minute load average when the point started."""
 
 
 def log(message: str) -> None:
@@ -149,6 +156,15 @@ def train(python: Path, folder: Path, env: dict[str, str] | None = None) -> None
         return
     log(f"training models with {python} into {folder}")
     subprocess.run([str(python), "-c", TRAIN, str(folder)], check=True, timeout=600, env=env)
+
+
+def run_queue_ns(pid: int) -> int:
+    """Nanoseconds ``pid``'s main thread has waited on a run queue so far (the second
+    field of /proc/PID/schedstat); 0 when it is gone or the kernel does not say."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -447,15 +463,19 @@ def main() -> None:
                         load = Load(protocol, base + "/infer", lua, f"127.0.0.1:{grpc_port}", model)
                         load.run(8, args.warmup)
                         for c in levels:
+                            loadavg, before = os.getloadavg()[0], run_queue_ns(process.pid)
                             r = load.run(c, args.duration)
+                            waited = (run_queue_ns(process.pid) - before) / 1e6 / args.duration
                             fields: dict[str, Any] = dict(r)  # counts are floats in r
                             point = Point(
-                                server, versions[server], model, c, **fields, protocol=protocol
-                            )
+                                server, versions[server], model, c, **fields, protocol=protocol,
+                                waited_ms_per_s=waited, load=loadavg,
+                            )  # fmt: skip
                             points.append(point)
                             log(
                                 f"{server:24s} {protocol:4s} {model} c={c:<3d} {r['rps']:9.0f} "
                                 f"req/s p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+                                f"  (waited for CPU {waited:.1f} ms/s, load {loadavg:.2f})"
                             )
                 finally:
                     stop(process)
@@ -540,6 +560,16 @@ def report(
                 verdicts.append(
                     f"{model} c=1 {p.server}: p50 {p.p50_ms:.2f} vs best peer "
                     f"{best_p50:.2f} ms: {'MET' if ok else 'NOT MET'}"
+                )
+                # Issue 15: bounded latency includes the tail at low load. One client's p99
+                # is the server's own stalls plus whatever else ran on CPU 0 meanwhile:
+                # the run-queue waits say how much of the latter each side met.
+                tail = min(peer_points, key=lambda q: q.p99_ms)
+                ok = p.p99_ms <= tail.p99_ms
+                verdicts.append(
+                    f"{model} c=1 {p.server}: p99 {p.p99_ms:.2f} vs best peer "
+                    f"{tail.p99_ms:.2f} ms: {'MET' if ok else 'NOT MET'} (waited for CPU "
+                    f"{p.waited_ms_per_s:.1f} vs {tail.server} {tail.waited_ms_per_s:.1f} ms/s)"
                 )
     print(
         f"duration {args.duration:g}s per point, warm-up {args.warmup:g}s, server on CPU 0, "
