@@ -38,6 +38,8 @@ schedule: when it grows, the generator could not offer the rate); accepted 2xx/s
 capacity; p50 and p99 of the 2xx answers; the shares answered 503, answered
 another non-2xx, timed out at the client, or failed otherwise (connection
 errors); the CPU shares of server, generator and other processes on each core.
+Per run, what a refusal costs Coalmine next to an answer (the ceiling step's CPU per
+404 against the capacity step's per 2xx) and the accepted share that leaves at 10x.
 Targets (issue 15), checked and printed, never asserted: at 10x, Coalmine's p99
 within 3x its p99 at 1x, and its accepted rate at least 90% of capacity. Results
 go to ``benchmarks/serving/openloop-results.json`` (``--out``).
@@ -342,6 +344,7 @@ def main() -> None:
                     ceiling = {
                         "req_per_s": o.sent / CAPACITY_SECONDS,
                         "cpu": asdict(o.cpu),
+                        "server_us_per_request": o.cpu.server * 1e6 / o.sent_per_s,
                     }
                     log(f"generator ceiling: {ceiling}")
                 write_targets(targets, f"{base}/{MODEL}/infer", bodies)
@@ -355,6 +358,7 @@ def main() -> None:
                 capacities[server] = {
                     "sklearn": versions[server],
                     "req_per_s": capacity,
+                    "server_us_per_answer": steps[best].cpu.server * 1e6 / capacity,
                     "connections": best,
                     "steps": {c: asdict(o) for c, o in steps.items()},
                 }
@@ -412,6 +416,23 @@ def verdicts(points: list[Point], capacities: dict[str, dict[str, Any]]) -> list
     ]
 
 
+def refusal_cost(ceiling: dict[str, Any], coalmine: dict[str, Any]) -> str:
+    """What refusing costs next to answering, and the accepted share it leaves at 10x.
+
+    A 404 for an unknown model reads the same body and answers the same few bytes as an
+    early 503, so its CPU time stands for a refusal's. At n times capacity each answer
+    comes with n - 1 refusals: answering keeps at most 1 / (1 + (n - 1) * ratio) of the
+    core, whatever the server does well otherwise.
+    """
+    refusal, answer = ceiling["server_us_per_request"], coalmine["server_us_per_answer"]
+    ratio = refusal / answer
+    return (
+        f"coalmine CPU per request: {refusal:.0f} us to refuse (a 404 of the same body), "
+        f"{answer:.0f} us to answer at capacity; ratio {ratio:.1%}: refusing at 10x leaves "
+        f"at most {1 / (1 + 9 * ratio):.0%} of capacity for answers"
+    )
+
+
 def finite(value: Any) -> Any:
     """``value`` with NaN (no 2xx to rank, no schedule to lag) as None: strict JSON."""
     if isinstance(value, float) and math.isnan(value):
@@ -450,6 +471,8 @@ def report(
             f"server {ceiling['cpu']['server']:.0%}, others on CPU 0 "
             f"{ceiling['cpu']['others_cpu0']:.0%} and on CPU 1 {ceiling['cpu']['others_cpu1']:.0%}"
         )
+    if ceiling and "coalmine" in capacities:
+        print(refusal_cost(ceiling, capacities["coalmine"]))
     for server, c in capacities.items():
         print(
             f"capacity {server:9s} {c['req_per_s']:6.0f} req/s (closed loop, best of "
