@@ -344,7 +344,7 @@ def main() -> None:
                     ceiling = {
                         "req_per_s": o.sent / CAPACITY_SECONDS,
                         "cpu": asdict(o.cpu),
-                        "server_us_per_request": o.cpu.server * 1e6 / o.sent_per_s,
+                        "server_us_per_request": o.cpu.server * 1e6 * CAPACITY_SECONDS / o.sent,
                     }
                     log(f"generator ceiling: {ceiling}")
                 write_targets(targets, f"{base}/{MODEL}/infer", bodies)
@@ -358,7 +358,9 @@ def main() -> None:
                 capacities[server] = {
                     "sklearn": versions[server],
                     "req_per_s": capacity,
-                    "server_us_per_answer": steps[best].cpu.server * 1e6 / capacity,
+                    "server_us_per_answer": steps[best].cpu.server * 1e6 / capacity
+                    if capacity
+                    else math.nan,
                     "connections": best,
                     "steps": {c: asdict(o) for c, o in steps.items()},
                 }
@@ -419,8 +421,9 @@ def verdicts(points: list[Point], capacities: dict[str, dict[str, Any]]) -> list
 def refusal_cost(ceiling: dict[str, Any], coalmine: dict[str, Any]) -> str:
     """What refusing costs next to answering, and the accepted share it leaves at 10x.
 
-    A 404 for an unknown model reads the same body and answers the same few bytes as an
-    early 503, so its CPU time stands for a refusal's. At n times capacity each answer
+    A 404 for an unknown model reads the same body and answers a few bytes, as an early
+    503 does, so its CPU time stands for a refusal's (an upper bound: the 404 keeps the
+    body too). At n times capacity each answer
     comes with n - 1 refusals: answering keeps at most 1 / (1 + (n - 1) * ratio) of the
     core, whatever the server does well otherwise.
     """

@@ -2,9 +2,10 @@
 
 Only inference endpoints are counted in the request metrics, so probes and
 scrapes never dilute the error rate the operator computes. Under overload an
-inference request is refused with a 503 and Retry-After as soon as its headers
-are in, before its body is read (``gate``; batching.py says when); probes keep answering, so overload never turns
-a pod unready: docs/serving.md says why.
+inference request is refused with a 503 and Retry-After, decided as soon as its
+headers are in so that its body is never kept or decoded (``refusal``; batching.py
+says when); probes keep answering, so overload never turns a pod unready:
+docs/serving.md says why.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 
 from coalmine_serving import __version__, outputs, protocol_v1, protocol_v2
-from coalmine_serving.batching import Batcher
+from coalmine_serving.batching import REFUSED, Batcher
 from coalmine_serving.errors import NotFound, Overloaded, ServingError
 from coalmine_serving.feedback import Ledger
 from coalmine_serving.feedback_endpoint import FeedbackEndpoint
@@ -132,7 +133,7 @@ class App:
         except ServingError as exc:
             retry = exc.retry_after if isinstance(exc, Overloaded) else None
             respond(exc.status, error_body(exc.message), JSON, retry_after=retry)
-            self._count(request, protocol, exc.status, started)
+            self._count(request.mirrored, protocol, exc.status, time.perf_counter() - started)
             return
 
         def done(future: asyncio.Future[Any]) -> None:
@@ -160,7 +161,7 @@ class App:
                     v2.id = id
                     body = protocol_v2.encode(self.name, self.version, v2, out, self.model.classes)
             respond(status, body, content_type, json_length, retry)
-            self._count(request, protocol, status, started)
+            self._count(request.mirrored, protocol, status, time.perf_counter() - started)
             if status == 200 and not request.mirrored:
                 self.shadow(x, future.result())
 
@@ -184,32 +185,34 @@ class App:
         if tee is not None and tee.target is not None:
             tee.offer(rows, outputs.labels(out))
 
-    def _count(self, request: Request, protocol: str, status: int, started: float) -> None:
-        if request.mirrored:
+    def _count(self, mirrored: bool, protocol: str, status: int, seconds: float) -> None:
+        if mirrored:
             self.metrics.mirrored(status)
         else:
-            self.metrics.request(protocol, status, time.perf_counter() - started)
+            self.metrics.request(protocol, status, seconds)
 
-    def gate(self, method: bytes, path: bytes, mirrored: bool) -> Overloaded | None:
-        """Refuse an inference request before its body is read (http.Gate), counted as
-        answered 503 at once; None for any other request, or while within the budget."""
-        if method != b"POST":
+    def refusal(self, method: bytes, path: bytes) -> Overloaded | None:
+        """The refusal of an inference request whose headers are in (http.Gate): the queue
+        ahead is over the budget. None for any other request, or within the budget."""
+        if method != b"POST" or self._infer_protocol(path) is None:
             return None
-        if path in self._v2_infer:
-            protocol = "v2"
-        elif path == self._v1_predict:
-            protocol = "v1"
-        else:
-            return None
-        try:
-            self.admit()
-        except Overloaded as exc:
-            if mirrored:
-                self.metrics.mirrored(exc.status)
-            else:
-                self.metrics.request(protocol, exc.status, 0.0)
-            return exc
+        for batcher in (self.batcher, self.proba_batcher):
+            refused = None if batcher is None else batcher.over_budget()
+            if refused is not None:
+                return refused
         return None
+
+    def refused(self, path: bytes, mirrored: bool, status: int) -> None:
+        """Count a refusal http.Gate wrote (as the handler's own are counted)."""
+        self.metrics.shed(REFUSED)
+        protocol = self._infer_protocol(path)
+        assert protocol is not None  # only inference requests are refused
+        self._count(mirrored, protocol, status, 0.0)
+
+    def _infer_protocol(self, path: bytes) -> str | None:
+        if path in self._v2_infer:
+            return "v2"
+        return "v1" if path == self._v1_predict else None
 
     def admit(self) -> None:
         """Refuse (`Overloaded`) when either batcher's queued work outlasts the budget."""

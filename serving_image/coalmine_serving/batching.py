@@ -87,12 +87,20 @@ class Batcher:
         return (self._rows // self._max_rows) * self._call_seconds
 
     def admit(self) -> None:
-        """Raise `Overloaded` when the queue ahead would outlast the budget."""
+        """Raise `Overloaded` (counted as refused) when the queue ahead would outlast the
+        budget."""
+        refused = self.over_budget()
+        if refused is not None:
+            self._on_shed(REFUSED)
+            raise refused
+
+    def over_budget(self) -> Overloaded | None:
+        """The refusal, uncounted, when the queue ahead would outlast the budget."""
         if self._budget:
             wait = self.expected_wait()
             if wait > self._budget:
-                self._on_shed(REFUSED)
-                raise overloaded(wait, self._budget)
+                return overloaded(wait, self._budget)
+        return None
 
     def submit(self, x: npt.NDArray[np.float64]) -> asyncio.Future[Array]:
         """Queue rows; the future gets their predictions in order."""

@@ -7,8 +7,9 @@ inference path never creates a coroutine.
 
 Under overload a refusal must cost far less than an answer, or refusing alone
 fills the core (issue 15). So a ``Gate`` is asked as soon as a request's headers
-are in: when it refuses, the body is skipped as it arrives, never kept or
-joined, and the 503 goes out when the request ends, without a handler call.
+are in: when it refuses, the body is parsed past as it arrives, never kept or
+joined, and the 503 goes out (and is counted) when the request ends, without a
+handler call.
 """
 
 from __future__ import annotations
@@ -39,9 +40,19 @@ class Respond(Protocol):
 
 
 Handler = Callable[["Request", Respond], None]
-Gate = Callable[[bytes, bytes, bool], Overloaded | None]
-"""Asked with a request's method, path and whether it was mirrored once its headers are in:
-a refusal (the gate counts it), or None to read the body and hand the request on."""
+
+
+class Gate(Protocol):
+    """Refuses requests from their headers alone (the model server's queueing budget)."""
+
+    def refusal(self, method: bytes, path: bytes) -> Overloaded | None:
+        """A refusal, or None to keep the body and hand the request on."""
+        ...
+
+    def refused(self, path: bytes, mirrored: bool, status: int) -> None:
+        """Count a refusal once it was written."""
+        ...
+
 
 REASONS = {
     200: b"OK",
@@ -199,9 +210,10 @@ class HttpProtocol(asyncio.Protocol):
             self._forwarded = True
 
     def on_headers_complete(self) -> None:
-        if self._gate is not None and not self.busy:  # pipelined requests answer in order
+        # Only with nothing in hand or queued: answers go out in the order requests came.
+        if self._gate is not None and not self.busy and not self._pending:
             path = self._url.split(b"?", 1)[0]
-            self._refusal = self._gate(self._parser.get_method(), path, self._mirrored)
+            self._refusal = self._gate.refusal(self._parser.get_method(), path)
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is not None:
@@ -213,7 +225,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         refusal = self._refusal
-        if refusal is not None:
+        if refusal is not None and self._gate is not None:
             self._refusal = None
             self._write(
                 refusal.status,
@@ -222,6 +234,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._parser.should_keep_alive(),
                 retry_after=refusal.retry_after,
             )
+            self._gate.refused(self._url.split(b"?", 1)[0], self._mirrored, refusal.status)
             return
         path = self._url.split(b"?", 1)[0]
         request = Request(
@@ -234,7 +247,7 @@ class HttpProtocol(asyncio.Protocol):
             self._forwarded,
             self._local,
         )
-        if self.busy:
+        if self.busy or self._pending:  # queued ones go first (_dispatch_next)
             self._pending.append(request)
             if len(self._pending) >= MAX_PIPELINED and self._transport is not None:
                 self._transport.pause_reading()  # back-pressure on a pipelining client

@@ -210,7 +210,7 @@ async def _serve(
     connections = Connections()
     servers = [
         await loop.create_server(
-            lambda: HttpProtocol(app.handle, connections, settings.max_body_bytes, app.gate),
+            lambda: HttpProtocol(app.handle, connections, settings.max_body_bytes, app),
             sock=s,
         )
         for s in (sock, feedback_sock)

@@ -152,7 +152,13 @@ def test_a_deployment_without_gateway_settings_is_refused() -> None:
 def test_the_kubernetes_router_writes_no_route() -> None:
     kube = md(replicas=2)
     plan = router_for(kube).route(
-        kube, canary_running=True, weight=20, mirror=50, stable_pods=None, canary_ready=0
+        kube,
+        canary_running=True,
+        weight=20,
+        mirror=50,
+        stable_pods=None,
+        canary_ready=0,
+        stable_floor=None,
     )
     assert not any(o["kind"] == "HTTPRoute" for o in plan.objects)
 

@@ -11,6 +11,9 @@ from coalmine.resources.naming import (
     object_meta,
 )
 
+DEFAULT_SCALE_DOWN_WINDOW = 300
+"""Kubernetes' scale-down stabilization window when `behavior` leaves it unset, seconds."""
+
 
 def build_hpa(md: ModelDeployment, floor: int | None = None) -> Manifest | None:
     """An autoscaling/v2 HPA on CPU for the stable Deployment, or None without autoscaling.

@@ -38,7 +38,7 @@ class Intent:
         weight: int,
         mirror: int,
         zero: bool,
-        stable_floor: int | None = None,
+        stable_floor: int | None,
     ) -> Intent:
         return cls(
             stable.model_version if stable else None,

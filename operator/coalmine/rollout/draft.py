@@ -22,6 +22,7 @@ from coalmine.api.governance import (
     split_token,
 )
 from coalmine.api.strategy import RolloutStrategySpec
+from coalmine.resources.hpa import DEFAULT_SCALE_DOWN_WINDOW
 from coalmine.rollout import reasons
 from coalmine.rollout.commands import new_commands
 from coalmine.rollout.decision import Event
@@ -32,8 +33,6 @@ from coalmine.rollout.schedule import counted_from
 DEFAULTS = RolloutStrategySpec()
 """Limits used when the strategy cannot be read (e.g. the delay after a rollback)."""
 
-HPA_SCALE_DOWN_WINDOW = 300
-"""Kubernetes' default scale-down stabilization window, in seconds."""
 HistoryOutcome = Literal["Promoted", "RolledBack", "Aborted", "Superseded"]
 MESSAGE_LIMIT = 4096
 """Longest status message the CRD accepts; termination messages can be that long alone."""
@@ -202,7 +201,8 @@ class Draft:
         self.status.commands = []
 
     def end_rollout(self, scale_down_after: int) -> None:
-        """Forget the step walk; the canary gets no traffic and goes after the delay."""
+        """Forget the step walk; the canary gets no traffic and goes after the delay. Under an
+        HPA, stable is held at its pods for the HPA's scale-down window (status.stableFloor)."""
         st = self.status
         if st.canary is not None:
             st.canary.weight, st.canary.mirror = 0, None
@@ -215,5 +215,5 @@ class Draft:
             window = autoscaling.scale_down_stabilization_seconds
             st.stable_floor = stable.replicas
             st.stable_floor_until = self.now + timedelta(
-                seconds=HPA_SCALE_DOWN_WINDOW if window is None else window
+                seconds=DEFAULT_SCALE_DOWN_WINDOW if window is None else window
             )

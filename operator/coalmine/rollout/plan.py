@@ -110,9 +110,10 @@ def _release_floor(d: Draft) -> None:
     """The HPA's floor after a rollout goes once its scale-down window has passed, or at once
     when autoscaling is off."""
     st = d.status
-    if st.stable_floor_until is None:
+    if st.stable_floor is None and st.stable_floor_until is None:
         return
-    if d.md.spec.autoscaling is None or d.now >= st.stable_floor_until:
+    until = st.stable_floor_until
+    if d.md.spec.autoscaling is None or until is None or d.now >= until:
         st.stable_floor = st.stable_floor_until = None
 
 

@@ -99,7 +99,7 @@ class GatewayAPIRouter:
         mirror: int,
         stable_pods: int | None,
         canary_ready: int,
-        stable_floor: int | None = None,
+        stable_floor: int | None,
     ) -> TrafficPlan:
         return route(md, canary_running, weight, mirror, stable_pods, stable_floor)
 

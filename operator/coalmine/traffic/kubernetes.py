@@ -92,7 +92,7 @@ class KubernetesRouter:
         mirror: int,
         stable_pods: int | None,
         canary_ready: int,
-        stable_floor: int | None = None,
+        stable_floor: int | None,
     ) -> TrafficPlan:
         return route(md, canary_running, weight, stable_pods, canary_ready, mirror, stable_floor)
 

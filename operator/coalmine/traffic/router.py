@@ -36,7 +36,7 @@ class Router(Protocol):
         mirror: int,
         stable_pods: int | None,
         canary_ready: int,
-        stable_floor: int | None = None,
+        stable_floor: int | None,
     ) -> TrafficPlan:
         """Objects and replica counts for a canary at `weight` percent, sized also for the
         stable pods' copies of `mirror` percent of requests, beside `stable_pods` (the

@@ -87,3 +87,24 @@ def test_without_an_hpa_no_floor_is_kept(versions: dict[str, ModelVersion]) -> N
     end = sim.until(lambda _: promoted(sim))
     assert end.status.stable_floor is None
     assert end.intent.stable_floor is None
+
+
+def test_a_floor_without_its_end_is_released(versions: dict[str, ModelVersion]) -> None:
+    """A status patched by hand to a floor with no end must not hold stable for ever."""
+    sim = autoscaled(versions)
+    sim.until(lambda _: promoted(sim))
+    assert sim.status is not None
+    sim.status = sim.status.model_copy(update={"stable_floor_until": None})
+    assert sim.step(1).intent.stable_floor is None
+
+
+def test_a_new_rollout_keeps_the_floor_until_its_end(versions: dict[str, ModelVersion]) -> None:
+    sim = autoscaled(versions)
+    end = sim.until(lambda _: promoted(sim))
+    until = end.status.stable_floor_until
+    sim.target, sim.generation = "iris-v3", 3
+    started = sim.step(5)
+    assert started.status.canary is not None
+    assert started.status.canary.model_version == "iris-v3"
+    assert started.status.stable_floor_until == until
+    assert started.intent.stable_floor == 4

@@ -50,15 +50,19 @@ class Server:
     def __init__(self) -> None:
         self.overloaded = True
         self.deferred: list[Respond] | None = None
-        self.asked: list[tuple[bytes, bytes, bool]] = []
+        self.asked: list[tuple[bytes, bytes]] = []
+        self.counted: list[tuple[bytes, bool, int]] = []
         self.handled: list[Request] = []
         self.transport = Transport()
-        self.conn = HttpProtocol(self.handle, Connections(), 1_000_000, self.gate)
+        self.conn = HttpProtocol(self.handle, Connections(), 1_000_000, self)
         self.conn.connection_made(self.transport)  # type: ignore[arg-type]
 
-    def gate(self, method: bytes, path: bytes, mirrored: bool) -> Overloaded | None:
-        self.asked.append((method, path, mirrored))
+    def refusal(self, method: bytes, path: bytes) -> Overloaded | None:
+        self.asked.append((method, path))
         return Overloaded("overloaded: try later", retry_after=3) if self.overloaded else None
+
+    def refused(self, path: bytes, mirrored: bool, status: int) -> None:
+        self.counted.append((path, mirrored, status))
 
     def handle(self, request: Request, respond: Respond) -> None:
         self.handled.append(request)
@@ -77,8 +81,9 @@ def test_a_refused_request_is_answered_503_without_its_body_reaching_the_handler
     server: Server,
 ) -> None:
     server.conn.data_received(post(b"/v2/models/m/infer?x=1", b"x" * 50_000))
-    assert server.asked == [(b"POST", b"/v2/models/m/infer", False)]
+    assert server.asked == [(b"POST", b"/v2/models/m/infer")]
     assert server.handled == []
+    assert server.counted == [(b"/v2/models/m/infer", False, 503)]
     [answer] = server.transport.written
     assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
     assert b"retry-after: 3\r\n" in answer
@@ -93,7 +98,7 @@ def test_the_next_request_on_the_connection_is_read_whole(server: Server) -> Non
     server.overloaded = False  # the queue drained while the body was arriving
     server.conn.data_received(refused[20_000:] + post(b"/v2/models/m/infer", b"second"))
     assert [r.body for r in server.handled] == [b"second"]
-    assert server.asked[0] == (b"POST", b"/v2/models/m/infer", True)
+    assert server.counted == [(b"/v2/models/m/infer", True, 503)], "counted as mirrored"
     first, second = server.transport.written
     assert first.startswith(b"HTTP/1.1 503")
     assert second.startswith(b"HTTP/1.1 200")
@@ -122,3 +127,30 @@ def test_a_pipelined_request_behind_a_busy_one_is_not_gated() -> None:
         return [r.path for r in server.handled]
 
     assert asyncio.run(run()) == [b"/a", b"/b"]
+
+
+def test_a_request_arriving_while_one_is_still_queued_waits_its_turn() -> None:
+    """A answered, B queued for the next loop turn, C read before that turn: C must neither
+    be refused ahead of B nor handled before it, or a pipelining client pairs answers with
+    the wrong requests."""
+
+    async def run(overloaded: bool) -> tuple[list[bytes], list[bytes]]:
+        server, later = Server(), list[Respond]()
+        server.overloaded, server.deferred = False, later
+        server.conn.data_received(post(b"/a", b"1") + post(b"/b", b"2"))
+        later.pop()(200, b"A", b"text/plain")  # B now waits for the next loop turn
+        server.overloaded = overloaded
+        server.conn.data_received(post(b"/c", b"3"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+            while later:
+                later.pop()(200, server.handled[-1].path, b"text/plain")
+        return [r.path for r in server.handled], [
+            w.split(b"\r\n")[0] for w in server.transport.written
+        ]
+
+    handled, written = asyncio.run(run(overloaded=False))
+    assert handled == [b"/a", b"/b", b"/c"]
+    handled, written = asyncio.run(run(overloaded=True))
+    assert handled == [b"/a", b"/b", b"/c"], "C was queued behind B: the handler decides"
+    assert all(line.startswith(b"HTTP/1.1 200") for line in written), written
