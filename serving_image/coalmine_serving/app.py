@@ -196,11 +196,7 @@ class App:
         ahead is over the budget. None for any other request, or within the budget."""
         if method != b"POST" or self._infer_protocol(path) is None:
             return None
-        for batcher in (self.batcher, self.proba_batcher):
-            refused = None if batcher is None else batcher.over_budget()
-            if refused is not None:
-                return refused
-        return None
+        return self._over_budget()
 
     def refused(self, path: bytes, mirrored: bool, status: int) -> None:
         """Count a refusal http.Gate wrote (as the handler's own are counted)."""
@@ -215,10 +211,19 @@ class App:
         return "v1" if path == self._v1_predict else None
 
     def admit(self) -> None:
-        """Refuse (`Overloaded`) when either batcher's queued work outlasts the budget."""
-        self.batcher.admit()
-        if self.proba_batcher is not None:
-            self.proba_batcher.admit()
+        """Refuse (`Overloaded`, counted) when either batcher's queued work outlasts the
+        budget."""
+        refused = self._over_budget()
+        if refused is not None:
+            self.metrics.shed(REFUSED)
+            raise refused
+
+    def _over_budget(self) -> Overloaded | None:
+        for batcher in (self.batcher, self.proba_batcher):
+            refused = None if batcher is None else batcher.over_budget()
+            if refused is not None:
+                return refused
+        return None
 
     def batcher_for(self, wanted: tuple[str, ...]) -> Batcher:
         """The batches that answer ``wanted``: probabilities (labels travel with them) or labels."""
