@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from tests.support.cluster import wait_for
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
@@ -153,10 +155,5 @@ def run_to_exit(args: Sequence[str], env: Mapping[str, str] | None = None) -> tu
 
 
 def eventually(check: Callable[[], bool], what: str, deadline: float = 20.0) -> None:
-    """Poll `check` until it holds; fail naming `what` after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not within {deadline}s: {what}")
+    """Poll a local server (every 50 ms, not the cluster's 0.5 s) until `check` holds."""
+    wait_for(what, check, timeout=deadline, interval=0.05)
