@@ -1,11 +1,14 @@
 """Kopf wiring only: watch events become work-queue keys; no decisions here.
 
-Only event handlers are used: no on.create/on.update state, no timers or
-daemons. So kopf stores no progress and adds no finalizers: the operator
-writes nothing to its resources but `status`, deleting a resource never
-waits for the operator, and all rollout memory stays in `status`. Every
-handler is `async`, so it runs on the loop that owns the work queue (kopf
-runs a plain `def` in a worker thread).
+Only event and index handlers are used: no on.create/on.update state, no timers or
+daemons. So kopf stores no progress and adds no finalizers: the operator writes nothing to
+its resources but `status`, deleting a resource never waits for the operator, and all
+rollout memory stays in `status`. Every handler is `async`, so it runs on the loop that
+owns the work queue (kopf runs a plain `def` in a worker thread).
+
+The index handlers fill the watch cache (kube/cache.py), not kopf's indices: kopf runs no
+event handler before every indexed kind is listed, so once the first one runs the cache is
+complete and reconciles read it instead of the API server.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import kopf
 
 from coalmine.api.base import GROUP, VERSION
 from coalmine.controller import Controller
-from coalmine.kube.client import Kube
+from coalmine.kube.cache import Cache
+from coalmine.kube.client import KINDS, Kube
 from coalmine.leadership import Leadership
 from coalmine.reconcile import reconcile_deployment, reconcile_model_version, report_failure
 from coalmine.resources.naming import DEPLOYMENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
@@ -28,6 +32,20 @@ from coalmine.resources.validation_job import MODEL_VERSION_LABEL
 
 log = logging.getLogger("coalmine.handlers")
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
+CACHED = {
+    "ModelDeployment": None,
+    "ModelVersion": None,
+    "RolloutStrategy": None,
+    "Deployment": MANAGED,
+    "Pod": MANAGED,
+    "Job": MANAGED,
+    "Service": MANAGED,
+    "HorizontalPodAutoscaler": MANAGED,
+}
+"""The kinds the operator reads, and the labels that narrow a kind to what it owns. Routes
+are left out: their CRDs may be missing, and a kind kopf cannot watch would leave gaps."""
+REMEMBERED = ("ConfigMap",)
+"""Written, never read (the chart grants no reads of ConfigMaps): only our answers are kept."""
 
 _state: dict[str, Any] = {}
 
@@ -63,6 +81,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
     kube = Kube()
+    kube.cache = _state["cache"] = Cache(CACHED, REMEMBERED)
     started = datetime.now(UTC)
     leadership: Leadership | None = None
 
@@ -108,14 +127,50 @@ async def cleanup(**_: Any) -> None:
         await asyncio.to_thread(leadership.release)
 
 
+def _cache() -> Cache:
+    cache: Cache = _state["cache"]
+    return cache
+
+
+def _indexer(kind: str) -> None:
+    """Register the index handler that keeps `kind` in the cache."""
+    k = KINDS[kind]
+
+    async def store(body: kopf.Body, **_: Any) -> None:
+        _cache().store(kind, body)
+
+    store.__name__ = f"cache_{k.plural}"
+    kopf.index(k.group, k.version, k.plural, id=store.__name__, labels=CACHED[kind])(store)
+
+
+for _kind in CACHED:
+    _indexer(_kind)
+
+
+def _seen(type: str | None, body: Mapping[str, Any]) -> None:
+    """Every event handler's first step: the cache is complete (kopf ran this handler only
+    after every indexed kind was listed), and a deleted object leaves it."""
+    cache = _cache()
+    cache.ready = True
+    if type == "DELETED":
+        meta = body["metadata"]
+        cache.forget(str(body["kind"]), meta.get("namespace"), meta["name"])
+
+
 @kopf.on.event(GROUP, VERSION, "modeldeployments")
-async def on_model_deployment(type: str, namespace: str | None, name: str, **_: Any) -> None:
+async def on_model_deployment(
+    type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> None:
+    _seen(type, body)
     if type != "DELETED" and namespace:
         controller().enqueue(("ModelDeployment", namespace, name))
 
 
 @kopf.on.event(GROUP, VERSION, "modelversions")
-async def on_model_version(type: str, namespace: str | None, name: str, **_: Any) -> None:
+async def on_model_version(
+    type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> None:
+    _seen(type, body)
     if not namespace:
         return
     ctl = controller()
@@ -136,7 +191,10 @@ def uses(md: Mapping[str, Any]) -> set[str]:
 
 
 @kopf.on.event(GROUP, VERSION, "rolloutstrategies")
-async def on_strategy(type: str, namespace: str | None, name: str, **_: Any) -> None:
+async def on_strategy(
+    type: str, body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> None:
+    _seen(type, body)
     if not namespace:
         return
     kube: Kube = _state["kube"]
@@ -147,7 +205,17 @@ async def on_strategy(type: str, namespace: str | None, name: str, **_: Any) -> 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 @kopf.on.event("", "v1", "pods", labels=MANAGED)
-async def on_child(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+@kopf.on.event("", "v1", "services", labels=MANAGED)
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers", labels=MANAGED)
+async def on_child(
+    type: str,
+    body: kopf.Body,
+    namespace: str | None,
+    labels: Mapping[str, str],
+    **_: Any,
+) -> None:
+    """A child changed or went away (a Service deleted by hand is written again)."""
+    _seen(type, body)
     if not namespace:
         return
     owner = labels.get(DEPLOYMENT_LABEL)
@@ -159,7 +227,9 @@ async def on_child(namespace: str | None, labels: Mapping[str, str], **_: Any) -
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def on_job(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+async def on_job(type: str, body: kopf.Body, namespace: str | None, labels: Mapping[str, str],
+                 **_: Any) -> None:  # fmt: skip
+    _seen(type, body)
     mv = labels.get(MODEL_VERSION_LABEL)
     if mv and namespace:
         controller().enqueue(("ModelVersion", namespace, mv))

@@ -58,7 +58,12 @@ class RecordingKube(Kube):
             and all(o["metadata"].get("labels", {}).get(a) == b for a, b in (labels or {}).items())
         ]
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def held(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """The fake's objects stand for a watch cache that is always current."""
+        meta = manifest["metadata"]
+        return self.get(manifest["kind"], meta.get("namespace"), meta["name"])
+
+    def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
         key = (manifest["kind"], meta.get("namespace"), meta["name"])
         self.writes.append(Write("apply", manifest["kind"], meta["name"], copy.deepcopy(manifest)))

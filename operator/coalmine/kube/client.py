@@ -1,7 +1,9 @@
 """Generic reads and writes of the few kinds the operator touches.
 
 Writes are server-side apply with field manager `coalmine`, so the operator
-owns exactly the fields it sets and never the user's.
+owns exactly the fields it sets and never the user's. With a watch cache (kube/cache.py)
+reads of the watched kinds cost no request, every answer to a write updates it, and an
+apply that would change nothing (kube/applied.py) is not sent.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
+
+from coalmine.kube.applied import stamped, unchanged
+from coalmine.kube.cache import Cache
 
 FIELD_MANAGER = "coalmine"
 Manifest = dict[str, Any]
@@ -72,6 +77,8 @@ class Kube:
         self.api = api
         self.fence: Callable[[], bool] | None = None
         """When set, writes go out only while it returns true (leader election)."""
+        self.cache: Cache | None = None
+        """When set and ready, reads of the kinds it covers are answered from it."""
 
     def request(
         self,
@@ -112,6 +119,8 @@ class Kube:
 
     def get(self, kind: str, namespace: str | None, name: str) -> Manifest | None:
         """The object, or None when it does not exist."""
+        if self.cache is not None and self.cache.covers(kind):
+            return self.cache.get(kind, namespace, name)
         try:
             result: Manifest = self.request("GET", KINDS[kind].path(namespace, name))
         except ApiException as exc:
@@ -123,6 +132,8 @@ class Kube:
     def list(
         self, kind: str, namespace: str | None, labels: dict[str, str] | None = None
     ) -> list[Manifest]:
+        if self.cache is not None and self.cache.covers(kind):
+            return self.cache.list(kind, namespace, labels)
         query = []
         if labels:
             query.append(("labelSelector", ",".join(f"{k}={v}" for k, v in labels.items())))
@@ -131,7 +142,29 @@ class Kube:
         return items
 
     def apply(self, manifest: Manifest) -> Manifest:
-        """Server-side apply; the operator wins conflicts on the fields it sets."""
+        """Server-side apply; the operator wins conflicts on the fields it sets. Not sent
+        when the object held already has it (the held object is returned)."""
+        desired = stamped(manifest)
+        held = self.held(desired)
+        if held is not None and unchanged(held, desired):
+            return held
+        result = self._apply(desired)
+        self._remember(result)
+        return result
+
+    def held(self, manifest: Manifest) -> Manifest | None:
+        """The object as the cache holds it; None when absent or not cached."""
+        kind, meta = manifest["kind"], manifest["metadata"]
+        if self.cache is None or not self.cache.ready or not self.cache.keeps(kind):
+            return None
+        return self.cache.get(kind, meta.get("namespace"), meta["name"])
+
+    def _remember(self, answer: Manifest | None) -> None:
+        """Keep the API server's answer to a write, so the next read sees the write."""
+        if self.cache is not None and answer and self.cache.keeps(str(answer.get("kind"))):
+            self.cache.store(answer["kind"], answer)
+
+    def _apply(self, manifest: Manifest) -> Manifest:
         kind = KINDS[manifest["kind"]]
         meta = manifest["metadata"]
         result: Manifest = self.request(
@@ -152,13 +185,14 @@ class Kube:
             "metadata": {"name": name, "namespace": namespace},
             "status": status,
         }
-        self.request(
+        answer = self.request(
             "PATCH",
             k.path(namespace, name, "status"),
             body=body,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+        self._remember(answer)
 
     def create(self, manifest: Manifest) -> None:
         """Create an object; an existing one with the same name is left alone."""
@@ -170,12 +204,13 @@ class Kube:
                 raise
 
     def merge_patch(self, kind: str, namespace: str, name: str, patch: Manifest) -> None:
-        self.request(
+        answer = self.request(
             "PATCH",
             KINDS[kind].path(namespace, name),
             body=patch,
             content_type="application/merge-patch+json",
         )
+        self._remember(answer)
 
     def whoami(self) -> tuple[str, tuple[str, ...]]:
         """The user name and groups the API server authenticated this client as."""
@@ -188,6 +223,8 @@ class Kube:
         return str(user.get("username", "")), tuple(str(g) for g in user.get("groups") or [])
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
+        if self.cache is not None:
+            self.cache.forget(kind, namespace, name)
         try:
             self.request(
                 "DELETE",
