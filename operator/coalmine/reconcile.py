@@ -213,7 +213,7 @@ def observe(
         model_versions=versions,
         watching_since=watching_since,
     )
-    if monitoring_due(md, checks_for(md, monitored_version(md, obs)), now):
+    if obs.serving() and monitoring_due(md, checks_for(md, monitored_version(md, obs)), now):
         variants: dict[Variant, VariantObservation | None] = {
             "stable": stable_obs,
             "canary": canary_obs,

@@ -246,8 +246,7 @@ def test_a_firing_check_calls_its_webhook_once_after_the_status_that_records_it(
         world.kube.writes.append(Write("webhook", "", notification.url, notification.body))
 
     monkeypatch.setattr("coalmine.reconcile.send", send)
-    world.until("Healthy")  # no ready pod measured yet
-    world.reconcile(10)  # the first scrape: a baseline
+    world.until("Healthy")  # the first scrape, once stable serves: a baseline
     writes = world.reconcile(10)  # 50 of 100 rows out of range: it fires
     hook = next(i for i, w in enumerate(writes) if w.verb == "webhook")
     status = next(i for i, w in enumerate(writes) if w.verb == "apply_status")
@@ -258,3 +257,35 @@ def test_a_firing_check_calls_its_webhook_once_after_the_status_that_records_it(
     world.reconcile(1)  # not due: no scrape, no call
     world.reconcile(10)  # still firing: no second call
     assert len(calls) == 1
+
+
+def test_monitoring_waits_for_a_serving_pod_instead_of_stamping_empty_measurements(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no pod ready there is nothing to measure: no scrape, no status write every
+    interval, and no requeue for it (a pod turning ready is a watch event)."""
+    world = World()
+    world.edit(
+        replicas=0,
+        monitoring={
+            "interval": "10s",
+            "checks": [
+                {
+                    "name": "ood",
+                    "provider": "builtin",
+                    "builtin": {"metric": "outOfDistribution"},
+                    "threshold": {"max": 0.05},
+                }
+            ],
+        },
+    )
+
+    def scrape(*_: Any) -> None:
+        pytest.fail("scraped a variant with no pod serving")
+
+    monkeypatch.setattr("coalmine.reconcile._scrape", scrape)
+    world.until("Healthy")
+    world.reconcile(30)
+    assert world.reconcile(30) == []
+    world.now += timedelta(seconds=30)
+    assert reconcile_deployment(world.kube, NS, "iris", clock=lambda: world.now) is None

@@ -62,3 +62,8 @@ class Observation:
     failover, an upgrade): the canary must not pay for the control plane."""
     monitoring: MonitoringScrape | None = None
     """Set only when the caller scraped because a monitoring measurement was due."""
+
+    def serving(self) -> bool:
+        """Whether any pod serves, so that monitoring has something to measure: without one
+        it waits (a pod turning ready is an event) instead of stamping empty measurements."""
+        return any(v is not None and v.ready_replicas > 0 for v in (self.stable, self.canary))

@@ -55,7 +55,7 @@ def plan(md: ModelDeployment, obs: Observation) -> Plan:
         events=tuple(d.events),
         requeue_after=_sooner(
             requeue_after(st, obs.strategy, obs.now, obs.watching_since),
-            next_due(md.model_copy(update={"status": st})),
+            next_due(md.model_copy(update={"status": st})) if obs.serving() else None,
             obs.now,
         ),
         notifications=tuple(watched.notifications),
