@@ -15,6 +15,9 @@ ModelDeployments with `replicas: 0` are applied in one `kubectl apply
   Ready, counted in the operator process (exact, not sampled from the API
   server), and per object per minute in a steady window afterwards;
 - mean reconcile time from `coalmine_reconcile_duration_seconds`;
+- CPU seconds the operator and each control-plane process (API server, etcd,
+  controller-manager, scheduler) used from the apply until all were Ready: on
+  one 2-core machine they share the cores, so this says who the time went to;
 - the load average before and after, because the figures are only as clean as
   the machine was quiet.
 
@@ -44,6 +47,7 @@ import yaml
 from kubernetes import config
 
 from benchmarks.common import clean_up, loadavg, prepare
+from coalmine.controller import WORKERS
 from coalmine.kube.client import Kube
 from tests.support.cluster import Cluster, ensure_namespace, free_port, wait_for
 from tests.support.models import provide_models
@@ -114,6 +118,37 @@ def converged(kube: Kube) -> tuple[int, int]:
     return observed, ready
 
 
+CONTROL_PLANE = ("kube-apiserver", "etcd", "kube-controller", "kube-scheduler")
+"""Process names (/proc/PID/comm, cut at 15 characters) of the local cluster's control plane."""
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU seconds so far of each named process (0 when it is gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            found[name] = 0.0
+            continue
+        found[name] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def control_plane() -> dict[str, int]:
+    """The control plane's processes on this host, by name."""
+    pids = {}
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            name = comm.read_text().strip()
+        except OSError:
+            continue
+        if name in CONTROL_PLANE:
+            pids[name] = int(comm.parent.name)
+    return pids
+
+
 def memory(pid: int) -> dict[str, int]:
     """VmHWM (peak) and VmRSS of a process, in MiB."""
     fields = dict(
@@ -122,10 +157,11 @@ def memory(pid: int) -> dict[str, int]:
     return {k: int(fields[k].split()[0]) // 1024 for k in ("VmHWM", "VmRSS")}
 
 
-def start_operator(cluster: Cluster, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_operator(cluster: Cluster, port: int, log: Path, workers: int) -> subprocess.Popen[bytes]:
     shim = str(HERE / "counted_operator.py")
+    args = ["operator", "--namespace", NAMESPACE, "--metrics-port", str(port)]
     return subprocess.Popen(
-        [sys.executable, shim, "operator", "--namespace", NAMESPACE, "--metrics-port", str(port)],
+        [sys.executable, shim, *args, "--workers", str(workers)],
         env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -137,12 +173,14 @@ def problems(log: Path) -> list[str]:
     return [line for line in lines if re.search(r" (ERROR|WARNING|CRITICAL) |Traceback", line)]
 
 
-def run_one(cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float) -> dict[str, Any]:
+def run_one(
+    cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float, workers: int
+) -> dict[str, Any]:
     ensure_namespace(cluster, NAMESPACE, RESTRICTED)
     versions = provide_models(cluster, NAMESPACE, trained)
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="coalmine-bench-ops-")) / "operator.log"
-    op = start_operator(cluster, port, log)
+    op = start_operator(cluster, port, log, workers)
     try:
         cluster.apply(versions[MODEL_VERSION], namespace=NAMESPACE)
         wait_for(
@@ -156,6 +194,8 @@ def run_one(cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float) 
             timeout=240,
         )
         load_before, before = loadavg(), scrape(port)
+        processes = {"operator": op.pid, **control_plane()}
+        cpu_before = cpu_seconds(processes)
         docs = [model_deployment(f"md-{i:04d}") for i in range(n)]
         started = time.monotonic()
         cluster.kubectl(
@@ -177,6 +217,7 @@ def run_one(cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float) 
                 raise TimeoutError(f"{observed}/{n} observed, {ready} Ready after 30 min")
             time.sleep(2)
         all_ready = time.monotonic() - started
+        cpu_used = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds(processes).items()}
         load_converged, at_converged = loadavg(), scrape(port)
         time.sleep(steady)
         at_end, mem = scrape(port), memory(op.pid)
@@ -194,10 +235,12 @@ def run_one(cluster: Cluster, kube: Kube, trained: Path, n: int, steady: float) 
     reconciles = max(1.0, converging.get("reconcile_count", 0))
     return {
         "n": n,
+        "workers": workers,
         "apply_seconds": round(applied, 1),
         "half_converged_seconds": round(half, 1) if half is not None else None,
         "converge_seconds": round(converge, 1),
         "all_ready_seconds": round(all_ready, 1),
+        "cpu_seconds_until_ready": cpu_used,
         "peak_rss_mib": mem["VmHWM"],
         "rss_mib": mem["VmRSS"],
         "startup_requests": int(sum(requests_only(before).values())),
@@ -225,6 +268,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,500", help="comma-separated N")
     parser.add_argument("--steady-seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=WORKERS, help="the operator's --workers")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
     cluster, trained = prepare()
@@ -232,7 +276,7 @@ def main() -> None:
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"N={n}: running (load average {loadavg()})", flush=True)
-        results.append(run_one(cluster, kube, trained, n, args.steady_seconds))
+        results.append(run_one(cluster, kube, trained, n, args.steady_seconds, args.workers))
         print(json.dumps(results[-1], indent=2), flush=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(
@@ -248,6 +292,9 @@ def main() -> None:
             f"{r['steady_requests_per_object_per_minute']:>19}  "
             f"{r['loadavg']['before']} -> {r['loadavg']['after']}"
         )
+    for r in results:
+        used = ", ".join(f"{k} {v}" for k, v in r["cpu_seconds_until_ready"].items())
+        print(f"N={r['n']}: CPU seconds until all Ready: {used}")
     print(f"\nwritten to {args.out}")
 
 

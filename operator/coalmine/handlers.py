@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import kopf
 
 from coalmine.api.base import GROUP, VERSION
-from coalmine.controller import Controller
+from coalmine.controller import WORKERS, Controller
 from coalmine.kube.cache import Cache
 from coalmine.kube.client import KINDS, Kube
 from coalmine.leadership import Leadership
@@ -63,6 +64,11 @@ def elect(election: Election | None) -> None:
     _state["election"] = election
 
 
+def work_with(workers: int) -> None:
+    """Before kopf starts: how many reconciles run at once."""
+    _state["workers"] = workers
+
+
 def controller() -> Controller:
     ctl: Controller = _state["controller"]
     return ctl
@@ -80,7 +86,13 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
-    kube = Kube()
+    workers = _state.get("workers", WORKERS)
+    # Reconciles run in threads (asyncio.to_thread): the default pool, min(32, CPUs + 4),
+    # would hold more workers than that to it. A few more for the Lease and the handlers.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=workers + 4, thread_name_prefix="coalmine")
+    )
+    kube = Kube(connections=workers)
     kube.cache = _state["cache"] = Cache(CACHED, REMEMBERED)
     started = datetime.now(UTC)
     leadership: Leadership | None = None
@@ -97,6 +109,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             "ModelVersion": lambda ns, n: reconcile_model_version(kube, ns, n),
         },
         report_failure=lambda kind, ns, n, error: report_failure(kube, kind, ns, n, error),
+        workers=workers,
     )
     tasks = [ctl.run()]
     election: Election | None = _state.get("election")

@@ -31,6 +31,7 @@ from coalmine.api.strategy import RolloutStrategy, RolloutStrategySpec
 from coalmine.cli import completion, report
 from coalmine.cli.shadow import fetch as fetch_shadow
 from coalmine.cli.timeline import audit_lines, history_line, render
+from coalmine.controller import WORKERS
 from coalmine.kube.client import Kube
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -45,6 +46,7 @@ def _operator(args: argparse.Namespace) -> int:
         if namespace is None
         else coalmine.handlers.Election(namespace, args.lease_name, _identity())
     )
+    coalmine.handlers.work_with(args.workers)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -239,6 +241,12 @@ def build_parser(prog: str = "coalmine") -> argparse.ArgumentParser:
         " namespace; outside a cluster without it: no election, this process leads)",
     )
     op.add_argument("--lease-name", default="coalmine-operator", help="the Lease's name")
+    op.add_argument(
+        "--workers",
+        type=int,
+        default=WORKERS,
+        help=f"reconciles at once, each in its own thread (default {WORKERS})",
+    )
     op.add_argument("--verbose", "-v", action="store_true")
     op.set_defaults(func=_operator)
 

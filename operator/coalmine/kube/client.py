@@ -67,13 +67,18 @@ KINDS: dict[str, Kind] = {
 class Kube:
     """A small synchronous client; the async handlers call it from worker threads."""
 
-    def __init__(self, api: client.ApiClient | None = None) -> None:
+    def __init__(self, api: client.ApiClient | None = None, connections: int = 0) -> None:
+        """`connections`: how many threads may hold a connection at once (0: the client's
+        default, five per CPU); more threads than that would each open and drop one."""
         if api is None:
             try:
                 config.load_incluster_config()
             except config.ConfigException:
                 config.load_kube_config()
-            api = client.ApiClient()
+            settings = client.Configuration.get_default_copy()
+            if connections:
+                settings.connection_pool_maxsize = connections
+            api = client.ApiClient(settings)
         self.api = api
         self.fence: Callable[[], bool] | None = None
         """When set, writes go out only while it returns true (leader election)."""
