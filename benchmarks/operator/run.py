@@ -1,6 +1,6 @@
 """How the operator copes with many ModelDeployments: convergence time, memory, API requests.
 
-For each N (default 100 and 500) a fresh operator process (`counted_operator.py`:
+For each N (default 100, 500 and 1,000) a fresh operator process (`counted_operator.py`:
 `coalmine operator` with its API requests counted) watches the `bench-ops`
 namespace, where one ModelVersion is applied and validated first; then N
 ModelDeployments with `replicas: 0` are applied in one `kubectl apply
@@ -25,7 +25,7 @@ Needs the cluster, the serving image loaded (the ModelVersion check Job runs
 it) and the CRDs (applied from crds/ only when missing). Run from the
 repository root; results go to benchmarks/operator/results.json:
 
-    PYTHONPATH=. .venv/bin/python benchmarks/operator/run.py [--sizes 100,500]
+    PYTHONPATH=. .venv/bin/python benchmarks/operator/run.py [--sizes 100,500,1000]
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def run_one(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="100,500", help="comma-separated N")
+    parser.add_argument("--sizes", default="100,500,1000", help="comma-separated N")
     parser.add_argument("--steady-seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=WORKERS, help="the operator's --workers")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
