@@ -26,6 +26,20 @@ STRATEGY = {
 }
 
 
+OOD_EVERY_10S: dict[str, Any] = {
+    "interval": "10s",
+    "checks": [
+        {
+            "name": "ood",
+            "provider": "builtin",
+            "builtin": {"metric": "outOfDistribution"},
+            "threshold": {"max": 0.05},
+        }
+    ],
+}
+"""One day-2 check: out-of-range inputs above 5%, measured every 10 s."""
+
+
 def model_version(name: str) -> dict[str, Any]:
     return {
         "apiVersion": "coalmine.dev/v1alpha1",
@@ -220,20 +234,7 @@ def test_a_firing_check_calls_its_webhook_once_after_the_status_that_records_it(
     repeats it on a status that does not say it fired), with the Event; no call while the
     check keeps firing."""
     world = World()
-    world.edit(
-        monitoring={
-            "interval": "10s",
-            "checks": [
-                {
-                    "name": "ood",
-                    "provider": "builtin",
-                    "builtin": {"metric": "outOfDistribution"},
-                    "threshold": {"max": 0.05},
-                }
-            ],
-            "webhook": {"url": "http://hooks.ml:8080/"},
-        }
-    )
+    world.edit(monitoring={**OOD_EVERY_10S, "webhook": {"url": "http://hooks.ml:8080/"}})
     scrapes = iter(
         VariantCounters(pods=2, input_rows=rows, out_of_range_rows=oor)
         for rows, oor in [(100, 0), (200, 50), (300, 100), (400, 150)]
@@ -267,17 +268,7 @@ def test_monitoring_waits_for_a_serving_pod_instead_of_stamping_empty_measuremen
     world = World()
     world.edit(
         replicas=0,
-        monitoring={
-            "interval": "10s",
-            "checks": [
-                {
-                    "name": "ood",
-                    "provider": "builtin",
-                    "builtin": {"metric": "outOfDistribution"},
-                    "threshold": {"max": 0.05},
-                }
-            ],
-        },
+        monitoring=OOD_EVERY_10S,
     )
 
     def scrape(*_: Any) -> None:
