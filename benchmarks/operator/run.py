@@ -8,7 +8,7 @@ ModelDeployments with `replicas: 0` are applied in one `kubectl apply
 
 - converge: seconds from the start of that apply until every ModelDeployment
   has status.observedGeneration == metadata.generation, a stable Deployment
-  with 0 replicas and its three Services (polled with list calls every 2 s),
+  with 0 replicas and its Service (polled with list calls every 2 s),
   and until every one is also Ready (the steady window starts then);
 - peak RSS of the operator process (VmHWM, read after the steady window);
 - API requests per object made by the operator from the apply until all are
@@ -110,7 +110,7 @@ def converged(kube: Kube) -> tuple[int, int]:
             status.get("observedGeneration") == md["metadata"]["generation"]
             and stable is not None
             and stable["spec"].get("replicas") == 0
-            and {name, f"{name}-stable", f"{name}-canary"} <= services
+            and name in services
         )
         ready += any(
             c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions", [])

@@ -33,6 +33,21 @@ def test_no_canary_sends_everything_to_stable() -> None:
     assert main_selector(plan.objects)["coalmine.dev/variant"] == "stable"
 
 
+def service_names(plan_objects: tuple[dict[str, Any], ...]) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in plan_objects if o["kind"] == "Service")
+
+
+@pytest.mark.parametrize("weight", [0, 25, 100])
+def test_only_the_services_something_calls_are_written(weight: int) -> None:
+    """The client Service always; the canary's while a canary runs (shadow copies go there);
+    never a stable one, which only the gatewayAPI router's backends need."""
+    at_rest = route(md(replicas=3), canary_running=False, weight=0, stable_pods=3, canary_ready=0)
+    assert service_names(at_rest.objects) == ["iris"]
+    rolling = route(md(replicas=3), canary_running=True, weight=weight, stable_pods=3,
+                    canary_ready=3)  # fmt: skip
+    assert service_names(rolling.objects) == ["iris", "iris-canary"]
+
+
 def test_warm_canary_at_weight_zero_takes_no_traffic() -> None:
     plan = route(md(replicas=3), canary_running=True, weight=0, stable_pods=None, canary_ready=0)
     assert plan.canary_replicas == 1

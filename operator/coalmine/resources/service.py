@@ -1,8 +1,9 @@
-"""Services: one stable endpoint per ModelDeployment, plus one per variant.
+"""Services: one stable endpoint per ModelDeployment, and one per variant where needed.
 
 The endpoint selects both variants, so with the `kubernetes` router the
 replica ratio is the traffic split. The per-variant Services give the Gateway
-API router its weighted backends and analysis a way to reach one variant.
+API router its weighted backends, and shadow copies the canary; the routers
+write only those (traffic/common.py `services`).
 REST is on port 80, the Open Inference Protocol's gRPC on 8081 (HTTP/2 without
 TLS, so kube-proxy balances gRPC per connection, not per request).
 """

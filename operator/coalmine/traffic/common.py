@@ -37,9 +37,14 @@ def services(
     client_variant: Variant | None,
     floor: int | None = None,
     stable_floor: int | None = None,
+    variants: tuple[Variant, ...] = ("stable", "canary"),
 ) -> list[Manifest]:
-    """The client Service (selecting `client_variant`, or both when None), the
-    per-variant Services and the HPA, whose minReplicas `floor` raises.
+    """The client Service (selecting `client_variant`, or both when None), the Services of
+    `variants` and the HPA, whose minReplicas `floor` raises.
+
+    A router writes only the per-variant Services something calls: each is a write, an
+    EndpointSlice and proxy rules per ModelDeployment, and at 1,000 of them three Services
+    apiece were a third of the operator's writes (benchmarks/operator).
 
     The HPA watches the stable pods only, and while a canary takes a share of the traffic
     they look less busy than the load is: the routers hold the floor at the stable pods
@@ -51,7 +56,7 @@ def services(
     client = build_service(md)
     if client_variant is not None:
         client["spec"]["selector"][VARIANT_LABEL] = client_variant
-    objects = [client, build_service(md, "stable"), build_service(md, "canary")]
+    objects = [client, *(build_service(md, v) for v in variants)]
     held = [f for f in (floor, stable_floor) if f is not None]
     hpa = build_hpa(md, max(held) if held else None)
     if hpa is not None:

@@ -16,6 +16,7 @@ import math
 
 from coalmine.api.deployment import ModelDeployment
 from coalmine.resources import Manifest
+from coalmine.resources.naming import Variant
 from coalmine.traffic.common import TrafficPlan, base_replicas, services
 from coalmine.traffic.router import ObjectRef, Routed
 
@@ -66,15 +67,18 @@ def route(
     """
     base = base_replicas(md, stable_pods)
     canary = canary_size(md, weight, stable_pods, mirror) if canary_running else 0
+    # The client Service splits the traffic; `NAME-canary` is what shadow copies go to, and
+    # lets anyone call the canary alone, while there is one.
+    variants: tuple[Variant, ...] = ("canary",) if canary_running else ()
     if not canary_running or weight <= 0:
-        objects, share = services(md, "stable", stable_floor=stable_floor), 0
+        objects, share = services(md, "stable", None, stable_floor, variants), 0
     elif weight >= 100 and canary_ready >= canary:
-        objects, share = services(md, "canary", canary, stable_floor), 100
+        objects, share = services(md, "canary", canary, stable_floor, variants), 100
     elif weight >= 100:
-        objects = services(md, None, canary, stable_floor)
+        objects = services(md, None, canary, stable_floor, variants)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     else:
-        objects = services(md, None, base, stable_floor)
+        objects = services(md, None, base, stable_floor, variants)
         share = round(100 * canary / (base + canary)) if base + canary else 0
     return TrafficPlan(md.spec.stable_replicas, canary, tuple(objects), share)
 
