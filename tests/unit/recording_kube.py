@@ -11,6 +11,7 @@ from typing import Any
 
 from kubernetes import client
 
+from coalmine.kube.cache import matches
 from coalmine.kube.client import Kube
 
 Key = tuple[str, str | None, str]
@@ -53,9 +54,7 @@ class RecordingKube(Kube):
         return [
             copy.deepcopy(o)
             for (k, ns, _), o in self.objects.items()
-            if k == kind
-            and ns == namespace
-            and all(o["metadata"].get("labels", {}).get(a) == b for a, b in (labels or {}).items())
+            if k == kind and ns == namespace and matches(o["metadata"].get("labels", {}), labels)
         ]
 
     def held(self, manifest: dict[str, Any]) -> dict[str, Any] | None:

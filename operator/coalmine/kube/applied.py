@@ -22,8 +22,9 @@ Manifest = dict[str, Any]
 def digest(manifest: Manifest) -> str:
     """A digest of the manifest as it would be applied, its own annotation left out."""
     meta = manifest.get("metadata") or {}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items()}
-    annotations.pop(APPLIED_ANNOTATION, None)
+    annotations = {
+        k: v for k, v in (meta.get("annotations") or {}).items() if k != APPLIED_ANNOTATION
+    }
     canonical = {**manifest, "metadata": {**meta, "annotations": annotations}}
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -54,6 +55,10 @@ def holds(actual: Any, desired: Any) -> bool:
 
 def unchanged(held: Manifest, desired: Manifest) -> bool:
     """Whether applying `desired` (stamped) to the `held` object would change nothing."""
-    ours = (desired.get("metadata") or {}).get("annotations", {}).get(APPLIED_ANNOTATION)
-    theirs = ((held.get("metadata") or {}).get("annotations") or {}).get(APPLIED_ANNOTATION)
-    return ours is not None and ours == theirs and holds(held, desired)
+    ours = _applied_digest(desired)
+    return ours is not None and ours == _applied_digest(held) and holds(held, desired)
+
+
+def _applied_digest(obj: Manifest) -> str | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(APPLIED_ANNOTATION)

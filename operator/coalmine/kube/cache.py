@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 Manifest = dict[str, Any]
-Key = tuple[str, str, str]  # (kind, namespace, name)
 
 SKIPPED_METADATA = frozenset({"managedFields"})
 """Kept out of the cache: the operator never reads them, and they are most of an object."""
@@ -124,7 +123,3 @@ class Cache:
                 pools = [self._objects.get((kind, namespace), {})]
             found = [e for pool in pools for e in pool.values() if matches(e.labels, labels)]
         return [e.body() for e in found]
-
-    def size(self) -> int:
-        with self._lock:
-            return sum(len(v) for v in self._objects.values())
